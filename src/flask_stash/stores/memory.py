@@ -1,0 +1,193 @@
+"""The in-process store: the default, and the one the notes call "simple".
+
+It is bounded twice, by entry count and by bytes, and evicts the least
+recently used entry first, so a flood of distinct URLs cannot grow the
+process without bound.
+
+A value read back must not be an object the caller can change inside the
+store, or a mutation in one request would leak into the next (remote stores
+cannot behave that way, and code must not depend on it). Values built only
+from immutable atoms (str, bytes, numbers, None, tuples and frozensets of
+those) are kept as they are, which is what a cached response is. Anything
+else is pickled on the way in and unpickled on the way out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from ..serializers import PickleSerializer, Serializer
+from .base import BaseStore, StoreConfig
+
+__all__ = ["MemoryStore"]
+
+_ATOM_SIZE = 32
+_CONTAINER_SIZE = 56
+_MAX_DEPTH = 8
+
+
+def frozen_size(value: Any, depth: int = 0) -> int | None:
+    """Return an estimate of *value*'s size if it is deeply immutable, else None."""
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value) + _ATOM_SIZE
+    if kind is int or kind is float or kind is bool or value is None:
+        return _ATOM_SIZE
+    if (kind is tuple or kind is frozenset) and depth < _MAX_DEPTH:
+        total = _CONTAINER_SIZE
+        for item in value:
+            size = frozen_size(item, depth + 1)
+            if size is None:
+                return None
+            total += size
+        return total
+    return None
+
+
+class _Entry(NamedTuple):
+    expires: float  # on the store's clock; 0.0 means never
+    value: Any  # the value itself, or its pickled bytes
+    size: int
+    pickled: bool
+
+
+class MemoryStore(BaseStore):
+    """A thread-safe LRU dictionary with expiry, bounded by entries and bytes."""
+
+    name = "memory"
+
+    def __init__(
+        self,
+        default_timeout: int = 300,
+        key_prefix: str = "",
+        threshold: int = 500,
+        max_bytes: int = 64 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+        serializer: Serializer | None = None,
+    ) -> None:
+        super().__init__(default_timeout, key_prefix)
+        if threshold < 1:
+            raise ValueError(f"threshold must be 1 or more, got {threshold}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be 1 or more, got {max_bytes}")
+        self.threshold = threshold
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.serializer = serializer or PickleSerializer()
+        self._data: OrderedDict[str, _Entry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> BaseStore:
+        options: dict[str, Any] = {}
+        if config.threshold is not None:
+            options["threshold"] = config.threshold
+        if config.settings.get("max_bytes") is not None:
+            options["max_bytes"] = config.settings["max_bytes"]
+        options.update(config.options)
+        return cls(default_timeout=config.default_timeout, key_prefix=config.key_prefix, **options)
+
+    @property
+    def size_bytes(self) -> int:
+        """The estimated bytes held, as counted against ``max_bytes``."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def _entry(self, value: Any, timeout: int | None) -> _Entry:
+        seconds = self._timeout(timeout)
+        expires = self.clock() + seconds if seconds else 0.0
+        size = frozen_size(value)
+        if size is not None:
+            return _Entry(expires, value, size, False)
+        blob = self.serializer.dumps(value)
+        return _Entry(expires, blob, len(blob) + _CONTAINER_SIZE, True)
+
+    def _thaw(self, entry: _Entry) -> Any:
+        return self.serializer.loads(entry.value) if entry.pickled else entry.value
+
+    def _live(self, key: str) -> _Entry | None:
+        """Return the entry at *key* if it has not expired. Call with the lock held."""
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry.expires and entry.expires <= self.clock():
+            del self._data[key]
+            self._bytes -= entry.size
+            return None
+        return entry
+
+    def _put(self, key: str, entry: _Entry) -> bool:
+        """Insert *entry* and evict down to the bounds. Call with the lock held."""
+        old = self._data.pop(key, None)
+        if old is not None:
+            self._bytes -= old.size
+        if entry.size > self.max_bytes:
+            return False
+        self._data[key] = entry
+        self._bytes += entry.size
+        while len(self._data) > self.threshold or self._bytes > self.max_bytes:
+            _, evicted = self._data.popitem(last=False)
+            self._bytes -= evicted.size
+        return True
+
+    def get(self, key: str) -> Any:
+        key = self.key_prefix + key
+        with self._lock:
+            entry = self._live(key)
+            if entry is None:
+                return None
+            self._data.move_to_end(key)
+        return self._thaw(entry)
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        entry = self._entry(value, timeout)
+        with self._lock:
+            return self._put(self.key_prefix + key, entry)
+
+    def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        entry = self._entry(value, timeout)
+        key = self.key_prefix + key
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            return self._put(key, entry)
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            entry = self._data.pop(self.key_prefix + key, None)
+            if entry is None:
+                return False
+            self._bytes -= entry.size
+            return True
+
+    def clear(self) -> bool:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
+        return True
+
+    def has(self, key: str) -> bool:
+        with self._lock:
+            return self._live(self.key_prefix + key) is not None
+
+    def inc(self, key: str, delta: int = 1) -> int | None:
+        key = self.key_prefix + key
+        with self._lock:
+            entry = self._live(key)
+            current = self._thaw(entry) if entry is not None else 0
+            if type(current) is not int:
+                raise TypeError(f"cannot increment a value of type {type(current).__qualname__}")
+            result: int = current + delta
+            expires = entry.expires if entry is not None else 0.0
+            self._put(key, _Entry(expires, result, _ATOM_SIZE, False))
+            return result
+
+    def describe(self) -> str:
+        return f"memory (in this process, {len(self)} entries, {self._bytes} bytes)"

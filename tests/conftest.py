@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import pytest
+
+from .harness import StoreHarness
+
+pytest_plugins = [
+    "tests.plugins.memory",
+    "tests.plugins.disk",
+    "tests.plugins.memcached",
+    "tests.plugins.saslmemcached",
+    "tests.plugins.redis",
+]
+
+#: Every store the conformance suite runs against; each has a
+#: ``<name>_harness`` fixture in tests/plugins/<name>.py.
+STORES = ["memory", "disk", "memcached", "saslmemcached", "redis"]
+
+
+@pytest.fixture(params=STORES)
+def harness(request: pytest.FixtureRequest) -> StoreHarness:
+    found: StoreHarness = request.getfixturevalue(f"{request.param}_harness")
+    return found

@@ -1,0 +1,104 @@
+"""Start real servers from their binaries, on free ports, for the tests.
+
+Locally a missing binary skips the test with a reason. Under CI (``CI`` or
+``FLASK_STASH_REQUIRE_SERVERS`` set) it fails instead, so a broken install
+step cannot pass as a green run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+
+def servers_required() -> bool:
+    """Whether a missing server must fail the run rather than skip."""
+    flags = (os.environ.get("FLASK_STASH_REQUIRE_SERVERS", ""), os.environ.get("CI", ""))
+    return any(flag.lower() in {"1", "true", "yes"} for flag in flags)
+
+
+def require_binary(name: str, *candidates: str) -> str:
+    """Return the path of binary *name*, or skip (fail under CI) without it."""
+    for candidate in (name, *candidates):
+        found = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
+        if found:
+            return found
+    message = f"{name} is not installed (Debian package: see .ci/run)"
+    if servers_required():
+        pytest.fail(message + "; CI requires every server", pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Block until *port* accepts connections, or fail if *process* dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            raise RuntimeError(f"server exited with {process.returncode}: {output}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"server did not listen on port {port} within {timeout}s")
+
+
+class ServerProcess:
+    """A server started from its binary, which can be stopped and started again."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        port: int,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.port = port
+        self.env = env
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        environ = {**os.environ, **(self.env or {})}
+        self.process = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            cwd=self.cwd,
+        )
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self) -> None:
+        """Kill the server at once, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
