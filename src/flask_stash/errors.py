@@ -13,7 +13,3 @@ class ConfigurationError(StashError, ValueError):
 
 class SerializationError(StashError, TypeError):
     """A value cannot be turned into bytes, so it cannot be cached."""
-
-
-class StoreUnavailable(StashError):
-    """A store was skipped because its circuit breaker is open."""

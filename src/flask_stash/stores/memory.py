@@ -37,7 +37,12 @@ def frozen_size(value: Any, depth: int = 0) -> int | None:
         return len(value) + _ATOM_SIZE
     if kind is int or kind is float or kind is bool or value is None:
         return _ATOM_SIZE
-    if (kind is tuple or kind is frozenset) and depth < _MAX_DEPTH:
+    # Tuple subclasses without an instance __dict__ (named tuples) are as
+    # immutable as tuples.
+    immutable_container = (
+        kind is tuple or kind is frozenset or (isinstance(value, tuple) and not kind.__dictoffset__)
+    )
+    if immutable_container and depth < _MAX_DEPTH:
         total = _CONTAINER_SIZE
         for item in value:
             size = frozen_size(item, depth + 1)

@@ -1,0 +1,73 @@
+"""A circuit breaker, so a sick store costs a request nothing.
+
+After ``threshold`` consecutive failures the store is skipped for
+``retry_interval`` seconds: requests are served uncached at full speed
+instead of each waiting out a timeout. Then one request tries the store
+again; a success closes the breaker, a failure opens it for another interval.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["CircuitBreaker"]
+
+
+class CircuitBreaker:
+    """Counts consecutive failures and decides whether to try the store."""
+
+    def __init__(
+        self,
+        threshold: int = 3,
+        retry_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if threshold < 1:
+            raise ValueError(f"threshold must be 1 or more, got {threshold}")
+        if retry_interval < 0:
+            raise ValueError(f"retry_interval must be 0 or more, got {retry_interval}")
+        self.threshold = threshold
+        self.retry_interval = retry_interval
+        self.clock = clock
+        self.failures = 0
+        self.open_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the store is being skipped right now."""
+        return bool(self.open_until) and self.clock() < self.open_until
+
+    def allow(self) -> bool:
+        """Return whether this call may use the store.
+
+        When an interval ends, exactly one caller gets through to try the
+        store; the others keep skipping until that trial succeeds.
+        """
+        if not self.open_until:
+            return True
+        with self._lock:
+            if self.clock() < self.open_until:
+                return False
+            # Let one trial through; hold the rest off for another interval
+            # unless the trial succeeds and closes the breaker.
+            self.open_until = self.clock() + self.retry_interval
+            return True
+
+    def success(self) -> None:
+        if self.failures or self.open_until:
+            with self._lock:
+                self.failures = 0
+                self.open_until = 0.0
+
+    def failure(self) -> bool:
+        """Record a failure; return True if it opened the breaker."""
+        with self._lock:
+            self.failures += 1
+            if self.failures >= self.threshold:
+                opened = not self.open_until
+                self.open_until = self.clock() + self.retry_interval
+                return opened
+            return False

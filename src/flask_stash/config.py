@@ -1,0 +1,146 @@
+"""Reading and checking the ``CACHE_*`` configuration.
+
+Every key is checked here, once, at ``init_app``: a typo or a wrong type
+fails at start-up with a message that says what is accepted, never later
+on the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import SplitResult
+
+from .errors import ConfigurationError
+from .serializers import PickleSerializer, Serializer
+from .stores import BaseStore, StoreConfig, build_store, resolve_store_class, type_for_url
+
+__all__ = ["DEFAULTS", "Settings", "load_settings"]
+
+logger = logging.getLogger("flask_stash")
+
+#: Every key with a default; the store classes read further keys of their own.
+DEFAULTS: dict[str, Any] = {
+    "CACHE_TYPE": None,
+    "CACHE_URL": None,
+    "CACHE_DEFAULT_TIMEOUT": 300,
+    "CACHE_KEY_PREFIX": "flask_stash:",
+    "CACHE_THRESHOLD": 500,
+    "CACHE_OPTIONS": None,
+    "CACHE_FAILURE_THRESHOLD": 3,
+    "CACHE_RETRY_INTERVAL": 10.0,
+}
+
+# Keys older tutorials use, which no version of the extension ever read.
+_LOOKALIKES = {
+    "MEMCACHED_HOST": "CACHE_MEMCACHED_SERVERS",
+    "MEMCACHED_SERVERS": "CACHE_MEMCACHED_SERVERS",
+    "MEMCACHED_USER": "CACHE_MEMCACHED_USERNAME",
+    "MEMCACHED_PWD": "CACHE_MEMCACHED_PASSWORD",
+    "MEMCACHED_PASSWORD": "CACHE_MEMCACHED_PASSWORD",
+    "REDIS_URL": "CACHE_REDIS_URL",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked configuration of one Cache on one app."""
+
+    store_type: str | type[BaseStore]
+    url: SplitResult | None
+    default_timeout: int
+    key_prefix: str
+    threshold: int
+    options: Mapping[str, Any]
+    failure_threshold: int
+    retry_interval: float
+    namespace: Mapping[str, Any] = field(default_factory=dict)
+
+    def store_config(self, serializer: Serializer | None = None) -> StoreConfig:
+        return StoreConfig(
+            default_timeout=self.default_timeout,
+            key_prefix=self.key_prefix,
+            threshold=self.threshold,
+            url=self.url,
+            options=self.options,
+            settings=self.namespace,
+            serializer=serializer or PickleSerializer(),
+        )
+
+    def build_store(self) -> BaseStore:
+        return build_store(self.store_type, self.store_config())
+
+
+def _number(values: Mapping[str, Any], key: str, minimum: float, *, integer: bool = True) -> Any:
+    value = values[key]
+    kinds = (int,) if integer else (int, float)
+    if type(value) is bool or not isinstance(value, kinds) or value < minimum:
+        what = "a whole number" if integer else "a number"
+        raise ConfigurationError(f"{key} must be {what} of at least {minimum}, got {value!r}")
+    return value
+
+
+def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
+    """Merge *sources* (later ones win) over the defaults, and check them."""
+    merged: dict[str, Any] = dict(DEFAULTS)
+    for source in sources:
+        if source:
+            merged.update(source)
+
+    for old, new in _LOOKALIKES.items():
+        if old in merged and new not in merged:
+            logger.warning("%s is not read by Flask-Stash; did you mean %s?", old, new)
+
+    namespace = {
+        key[len("CACHE_") :].lower(): value
+        for key, value in merged.items()
+        if key.startswith("CACHE_")
+    }
+
+    store_type: str | type[BaseStore] | None = merged["CACHE_TYPE"]
+    url_text = merged["CACHE_URL"]
+    url = None
+    if url_text is not None:
+        if not isinstance(url_text, str):
+            raise ConfigurationError(f"CACHE_URL must be a string, got {url_text!r}")
+        url_type, url = type_for_url(url_text)
+        if store_type is not None and resolve_store_class(store_type) is not (
+            resolve_store_class(url_type)
+        ):
+            raise ConfigurationError(
+                f"CACHE_TYPE {store_type!r} and CACHE_URL {url_text!r} name different "
+                "stores; set only one of them"
+            )
+        store_type = url_type
+    if store_type is None:
+        store_type = "memory"
+    if not isinstance(store_type, (str, type)):
+        raise ConfigurationError(
+            f"CACHE_TYPE must be a string or a store class, got {store_type!r}"
+        )
+
+    key_prefix = merged["CACHE_KEY_PREFIX"]
+    if key_prefix is None:
+        key_prefix = ""
+    if not isinstance(key_prefix, str):
+        raise ConfigurationError(f"CACHE_KEY_PREFIX must be a string, got {key_prefix!r}")
+
+    options = merged["CACHE_OPTIONS"] or {}
+    if not isinstance(options, Mapping):
+        raise ConfigurationError(
+            f"CACHE_OPTIONS must be a dict of keyword arguments for the store, got {options!r}"
+        )
+
+    return Settings(
+        store_type=store_type,
+        url=url,
+        default_timeout=_number(merged, "CACHE_DEFAULT_TIMEOUT", 0),
+        key_prefix=key_prefix,
+        threshold=_number(merged, "CACHE_THRESHOLD", 1),
+        options=dict(options),
+        failure_threshold=_number(merged, "CACHE_FAILURE_THRESHOLD", 1),
+        retry_interval=_number(merged, "CACHE_RETRY_INTERVAL", 0, integer=False),
+        namespace=namespace,
+    )

@@ -1,0 +1,155 @@
+"""Cache keys: canonical request keys and memoize argument binding.
+
+Nothing here touches Flask's request globals; callers pass plain strings,
+so every rule about what makes two requests "the same" lives in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Collection, Mapping
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode
+
+__all__ = [
+    "HashMethod",
+    "bind_arguments",
+    "canonical_query",
+    "function_name",
+    "hash_text",
+    "stable_repr",
+    "view_key",
+]
+
+#: Query strings longer than this are hashed in view keys.
+MAX_QUERY_IN_KEY = 256
+
+_by_name = itemgetter(0)
+
+
+class _Digest(Protocol):
+    def hexdigest(self) -> str: ...
+
+
+HashMethod = Callable[[bytes], _Digest]
+
+
+def hash_text(text: str, hash_method: HashMethod = hashlib.sha256) -> str:
+    """Hash *text* for use inside a key."""
+    return hash_method(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def canonical_query(query: str) -> str:
+    """Return *query* with parameters sorted by name, repeated values kept in order.
+
+    ``b=2&a=1`` and ``a=1&b=2`` give the same string; ``a=1&a=2`` and
+    ``a=2&a=1`` do not, because a view reading ``getlist("a")`` sees them
+    differently. Blank values are kept: ``?debug`` is not ``?``.
+    The cache is bounded, so a flood of random query strings only evicts.
+    """
+    if not query:
+        return ""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    # sorted() is stable, so values of a repeated name keep their order.
+    pairs.sort(key=_by_name)
+    return urlencode(pairs)
+
+
+def view_key(
+    base: str,
+    method: str,
+    host: str,
+    query: str | None,
+    hash_method: HashMethod = hashlib.sha256,
+) -> str:
+    """Return the key of a view response.
+
+    *base* is the key prefix with the path already in it. HEAD shares GET's
+    entry, since Flask answers HEAD by running the GET view. *query* is the
+    raw query string, or None to leave it out of the key.
+    """
+    if method == "HEAD":
+        method = "GET"
+    key = f"{base}|{method}|{host}"
+    if query is None:
+        return key
+    canonical = canonical_query(query)
+    if len(canonical) > MAX_QUERY_IN_KEY:
+        canonical = "#" + hash_text(canonical, hash_method)
+    return f"{key}|{canonical}"
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """Return a name for *fn* that is the same in every process."""
+    fn = inspect.unwrap(fn)
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+_PLAIN = (str, bytes, int, float, bool, complex, type(None))
+_MAX_DEPTH = 6
+
+
+def stable_repr(value: Any, depth: int = 0) -> str:
+    """Return a text for *value* that equal values share, in every process.
+
+    Unlike ``repr``, it never contains a memory address: objects are named
+    by ``__caching_id__()`` if they have one, else by their own ``__repr__``
+    if their class defines it, else by their class and their attributes.
+    """
+    kind = type(value)
+    if kind in _PLAIN:
+        return repr(value)
+    if depth >= _MAX_DEPTH:
+        return repr(value)
+    depth += 1
+    if kind is list or kind is tuple:
+        inner = ",".join(stable_repr(item, depth) for item in value)
+        return f"[{inner}]" if kind is list else f"({inner})"
+    if kind is dict:
+        items = sorted(f"{stable_repr(k, depth)}:{stable_repr(v, depth)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if kind is set or kind is frozenset:
+        return "{" + ",".join(sorted(stable_repr(item, depth) for item in value)) + "}"
+    caching_id = getattr(value, "__caching_id__", None)
+    if callable(caching_id):
+        return str(caching_id())
+    if isinstance(value, type) or inspect.isroutine(value):
+        return f"{value.__module__}.{value.__qualname__}"
+    if kind.__repr__ is not object.__repr__:  # type: ignore[comparison-overlap]
+        return repr(value)
+    state = getattr(value, "__dict__", None)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    if state is None:
+        slots = [slot for cls in kind.__mro__ for slot in getattr(cls, "__slots__", ())]
+        state = {slot: getattr(value, slot, None) for slot in slots}
+    return f"{name}{stable_repr(state, depth)}"
+
+
+@lru_cache(maxsize=1024)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
+def bind_arguments(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    ignore: Collection[str] = (),
+) -> str:
+    """Return a stable text of a call's arguments, bound to *fn*'s signature.
+
+    ``f(1, 2)``, ``f(1, b=2)`` and ``f(a=1, b=2)`` bind to the same
+    arguments, defaults applied, so they give the same text.
+    """
+    bound = _signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    parts = [
+        f"{name}={stable_repr(value)}"
+        for name, value in bound.arguments.items()
+        if name not in ignore
+    ]
+    return ";".join(parts)

@@ -1,0 +1,184 @@
+"""A store in a directory, shared by every worker process on one machine.
+
+It sits on ``diskcache`` (SQLite with write-ahead logging, plus one file per
+large value), which already locks correctly across processes, survives a
+restart and evicts by size; this module only maps the store contract onto it.
+
+- Keys get the store's prefix, and every entry is tagged with that prefix, so
+  ``clear()`` evicts exactly this namespace: other apps sharing the directory
+  keep their entries, and a prefix ``"a"`` never clears the keys of ``"ab"``.
+- Plain ``int`` values are stored as SQLite integers so that ``inc`` can use
+  diskcache's atomic ``incr``; everything else goes through the serializer
+  and is stored as bytes, so a value read back is always a fresh copy and an
+  unpicklable value fails with ``SerializationError``, as on a remote store.
+- Eviction is least-recently-stored: reads stay plain SELECTs that never take
+  the write lock, where least-recently-used would turn every ``get`` into a
+  write serialized across all workers.
+- ``max_bytes`` bounds the whole directory (diskcache culls a few entries on
+  each write once over it). ``threshold``, if given, bounds the entry count;
+  checking it costs one small read per write. Both are properties of the
+  directory: diskcache keeps them in the database, the last store opened wins.
+- Expiry uses the wall clock, as diskcache does; it cannot take another clock.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from itertools import islice
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, unquote
+
+from ..serializers import PickleSerializer, Serializer
+from .base import BaseStore, StoreConfig
+
+try:
+    import diskcache
+except ImportError as err:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "the disk store needs diskcache; install it with pip install 'flask-stash[disk]'"
+    ) from err
+
+__all__ = ["DiskStore"]
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+def directory_from_url(url: SplitResult | None) -> str | None:
+    """Return the directory a ``file:///path`` or ``disk:///path`` URL names."""
+    if url is None:
+        return None
+    if url.netloc not in ("", "localhost") or not url.path:
+        raise ValueError(
+            f"CACHE_URL {url.geturl()!r} must name an absolute directory, "
+            "like file:///var/cache/app"
+        )
+    return unquote(url.path)
+
+
+class DiskStore(BaseStore):
+    """A size-bounded, cross-process cache in *directory*, built on diskcache."""
+
+    name = "disk"
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        default_timeout: int = 300,
+        key_prefix: str = "",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        threshold: int | None = None,
+        serializer: Serializer | None = None,
+    ) -> None:
+        super().__init__(default_timeout, key_prefix)
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be 1 or more, got {max_bytes}")
+        if threshold is not None and threshold < 1:
+            raise ValueError(f"threshold must be 1 or more, got {threshold}")
+        self.directory = Path(directory).expanduser().absolute()
+        self.max_bytes = max_bytes
+        self.threshold = threshold
+        self.serializer = serializer or PickleSerializer()
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ValueError(f"cache directory {self.directory} exists but is not a directory")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._cache = diskcache.Cache(
+                str(self.directory),
+                size_limit=max_bytes,
+                eviction_policy="least-recently-stored",
+                tag_index=True,
+                # Stop the write-ahead log from staying at its largest size.
+                sqlite_journal_size_limit=min(max_bytes, 4 * 1024 * 1024),
+            )
+        except (OSError, sqlite3.Error) as err:
+            raise ValueError(f"cache directory {self.directory} is not usable: {err}") from err
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> BaseStore:
+        setting, from_url = config.settings.get("dir"), directory_from_url(config.url)
+        if setting and from_url and Path(setting) != Path(from_url):
+            raise ValueError(f"CACHE_DIR {setting!r} and CACHE_URL {from_url!r} disagree")
+        options: dict[str, Any] = {
+            "directory": setting or from_url,
+            "serializer": config.serializer,
+        }
+        if config.threshold is not None:
+            options["threshold"] = config.threshold
+        if config.settings.get("max_bytes") is not None:
+            options["max_bytes"] = config.settings["max_bytes"]
+        options.update(config.options)
+        if not options["directory"]:
+            raise ValueError("the disk store needs CACHE_DIR or CACHE_URL=file:///path/to/dir")
+        return cls(default_timeout=config.default_timeout, key_prefix=config.key_prefix, **options)
+
+    def _expire(self, timeout: int | None) -> float | None:
+        return self._timeout(timeout) or None
+
+    def _encode(self, value: Any) -> Any:
+        # type(), not isinstance(): a bool must come back as a bool.
+        return value if type(value) is int else self.serializer.dumps(value)
+
+    def _decode(self, stored: Any) -> Any:
+        return self.serializer.loads(stored) if isinstance(stored, bytes) else stored
+
+    def _bound_count(self) -> None:
+        """Evict the oldest entries while the directory holds over ``threshold``."""
+        if self.threshold is None or len(self._cache) <= self.threshold:
+            return
+        with self._cache.transact():  # one writer at a time, so no over-eviction
+            self._cache.expire()
+            excess = len(self._cache) - self.threshold
+            for key in list(islice(self._cache, max(excess, 0))):
+                self._cache.delete(key)
+
+    def get(self, key: str) -> Any:
+        return self._decode(self._cache.get(self.key_prefix + key))
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        expire, stored = self._expire(timeout), self._encode(value)
+        if isinstance(stored, bytes) and len(stored) > self.max_bytes:
+            return False
+        self._cache.set(self.key_prefix + key, stored, expire=expire, tag=self.key_prefix)
+        self._bound_count()
+        return True
+
+    def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        expire, stored = self._expire(timeout), self._encode(value)
+        if isinstance(stored, bytes) and len(stored) > self.max_bytes:
+            return False
+        added: bool = self._cache.add(
+            self.key_prefix + key, stored, expire=expire, tag=self.key_prefix
+        )
+        if added:
+            self._bound_count()
+        return added
+
+    def delete(self, key: str) -> bool:
+        return bool(self._cache.delete(self.key_prefix + key))
+
+    def clear(self) -> bool:
+        self._cache.evict(self.key_prefix)
+        return True
+
+    def has(self, key: str) -> bool:
+        return self.key_prefix + key in self._cache
+
+    def inc(self, key: str, delta: int = 1) -> int | None:
+        key = self.key_prefix + key
+        # incr alone would create a missing key untagged, out of clear()'s reach.
+        with self._cache.transact():
+            self._cache.add(key, 0, tag=self.key_prefix)
+            try:
+                result: int = self._cache.incr(key, delta)
+            except TypeError:
+                raise TypeError(f"cannot increment the non-integer value at {key!r}") from None
+        self._bound_count()
+        return result
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def describe(self) -> str:
+        return f"disk ({self.directory}, at most {self.max_bytes} bytes)"
