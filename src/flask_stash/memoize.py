@@ -89,6 +89,7 @@ def memoize(
     check_timeout(timeout)
     for label, value in (
         ("make_name", make_name),
+        ("unless", unless),
         ("forced_update", forced_update),
         ("response_filter", response_filter),
         ("hash_method", hash_method),

@@ -75,6 +75,7 @@ def cached(
     """Build the decorator; see :meth:`flask_stash.Cache.cached`."""
     check_timeout(timeout)
     for label, value in (
+        ("unless", unless),
         ("forced_update", forced_update),
         ("response_filter", response_filter),
         ("make_cache_key", make_cache_key),
