@@ -1,0 +1,13 @@
+"""Run every benchmark: ``python -m benchmarks`` (``make bench``)."""
+
+from __future__ import annotations
+
+from . import bench_views
+
+
+def main() -> None:
+    bench_views.main([])
+
+
+if __name__ == "__main__":
+    main()
