@@ -10,6 +10,7 @@ Target: (b)/(a) <= 1.10.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 
 from flask import Flask
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     for app in apps.values():
         assert wsgi_call(app, environ) == BODY.encode()  # fill the caches
 
-    cases = {name: (lambda app=app: wsgi_call(app, environ)) for name, app in apps.items()}
+    cases = {name: functools.partial(wsgi_call, app, environ) for name, app in apps.items()}
     medians = interleaved(cases, options.rounds, options.number)
     report("view hit, memory store, 2 KiB body, query string in URL", medians, "(a) bare view")
     ratio = medians["(b) flask-stash hit"] / medians["(a) bare view"]

@@ -12,9 +12,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -45,13 +47,20 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log: IO[bytes] | None = None, timeout: float = 10.0
+) -> None:
     """Block until *port* accepts connections, or fail if *process* dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-            raise RuntimeError(f"server exited with {process.returncode}: {output}")
+            output = b""
+            if log is not None:
+                log.seek(0)
+                output = log.read()
+            raise RuntimeError(
+                f"server exited with {process.returncode}: {output.decode(errors='replace')}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -75,6 +84,7 @@ class ServerProcess:
         self.env = env
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
+        self.log: IO[bytes] | None = None
 
     @property
     def address(self) -> str:
@@ -82,14 +92,16 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         environ = {**os.environ, **(self.env or {})}
+        # A file, not a pipe: a pipe nobody reads would block a chatty server.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen(
             self.argv,
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             env=environ,
             cwd=self.cwd,
         )
-        wait_for_port(self.port, self.process)
+        wait_for_port(self.port, self.process, self.log)
         return self
 
     def stop(self) -> None:
@@ -97,7 +109,10 @@ class ServerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
+        if self.log is not None:
+            self.log.close()
         self.process = None
+        self.log = None
 
     def restart(self) -> None:
         self.stop()

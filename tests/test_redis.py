@@ -89,6 +89,23 @@ def test_config_from_url_selects_host_port_and_db(redis_server: ServerProcess) -
         store.close()
 
 
+def test_config_from_unix_socket_url(tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = tmp_path_factory.mktemp("sock") / "redis.sock"
+    port = free_port()
+    argv = redis_argv(redis_binary(), port, "--unixsocket", str(path))
+    server = ServerProcess(argv, port)
+    try:
+        server.start()
+        store = from_url(f"unix://{path}?db=5")
+        assert store.describe() == f"unix://{path}"
+        store.set("k", "over a socket")
+        assert store.get("k") == "over a socket"
+        assert raw(port, db=5).exists(store.key_prefix + "k") == 1
+        store.close()
+    finally:
+        server.stop()
+
+
 def test_config_from_settings_keys(redis_server: ServerProcess) -> None:
     store = from_settings(
         redis_host="127.0.0.1",
@@ -280,8 +297,10 @@ def test_clear_with_empty_prefix_needs_allow_flush(
 def auth_server() -> Iterator[ServerProcess]:
     port = free_port()
     server = ServerProcess(redis_argv(redis_binary(), port, "--requirepass", "s3cret"), port)
-    yield server.start()
-    server.stop()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 def test_password_from_settings(auth_server: ServerProcess) -> None:
@@ -389,13 +408,16 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
     ]
     server = ServerProcess(argv, port)
     try:
-        server.start()
-    except RuntimeError as err:
-        if any(sign in str(err) for sign in ("Bad directive", "not supported", "TLS support")):
-            pytest.skip(f"this redis-server was built without TLS: {err}")
-        raise
-    yield server, files["ca.crt"]
-    server.stop()
+        try:
+            server.start()
+        except RuntimeError as err:
+            signs = ("Bad directive", "not supported", "TLS support")
+            if any(sign in str(err) for sign in signs):
+                pytest.skip(f"this redis-server was built without TLS: {err}")
+            raise
+        yield server, files["ca.crt"]
+    finally:
+        server.stop()
 
 
 def test_tls_with_rediss_url(tls_server: tuple[ServerProcess, Path]) -> None:
@@ -429,7 +451,7 @@ def sentinel(
     """A primary and one Sentinel that monitors it as ``mymaster``."""
     binary = redis_binary()
     primary_port, sentinel_port = free_port(), free_port()
-    primary = ServerProcess(redis_argv(binary, primary_port), primary_port).start()
+    primary = ServerProcess(redis_argv(binary, primary_port), primary_port)
     directory = tmp_path_factory.mktemp("sentinel")
     config = directory / "sentinel.conf"  # Sentinel rewrites it, so it must be writable
     config.write_text(
@@ -441,16 +463,19 @@ def sentinel(
         "sentinel down-after-milliseconds mymaster 60000\n"
     )
     watcher = ServerProcess([binary, str(config), "--sentinel"], sentinel_port, cwd=directory)
+    probe = raw(sentinel_port)
+
+    def primary_known() -> bool:
+        state: dict[str, Any] = probe.sentinel_master("mymaster")  # type: ignore[assignment]
+        return state["is_master"] is True
+
     try:
+        primary.start()
         watcher.start()
-        probe = raw(sentinel_port)
-
-        def primary_known() -> bool:
-            state: dict[str, Any] = probe.sentinel_master("mymaster")  # type: ignore[assignment]
-            return state["is_master"] is True
-
-        wait_until(primary_known, "Sentinel to report the primary")
-        probe.close()
+        try:
+            wait_until(primary_known, "Sentinel to report the primary")
+        finally:
+            probe.close()
         yield primary, watcher
     finally:
         watcher.stop()
@@ -515,7 +540,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerPro
             argv = redis_argv(binary, port, "--cluster-enabled", "yes")
             argv += ["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"]
             cwd = tmp_path_factory.mktemp("cluster")
-            nodes.append(ServerProcess(argv, port, cwd=cwd).start())
+            node = ServerProcess(argv, port, cwd=cwd)
+            nodes.append(node)  # before start(), so a half-started node is stopped too
+            node.start()
         create = [cli, "--cluster", "create", *(node.address for node in nodes)]
         subprocess.run(
             [*create, "--cluster-replicas", "0", "--cluster-yes"],
@@ -524,12 +551,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerPro
             timeout=60,
         )
         probes = [raw(node.port) for node in nodes]
-        wait_until(
-            lambda: all(probe.cluster("INFO")["cluster_state"] == "ok" for probe in probes),
-            "cluster_state:ok",
-        )
-        for probe in probes:
-            probe.close()
+        try:
+            wait_until(
+                lambda: all(probe.cluster("INFO")["cluster_state"] == "ok" for probe in probes),
+                "cluster_state:ok",
+            )
+        finally:
+            for probe in probes:
+                probe.close()
         yield nodes
     finally:
         for node in nodes:
@@ -589,8 +618,9 @@ def test_dead_server_raises_and_restarted_server_is_used_again(
     redis_store_factory: Factory,
 ) -> None:
     port = free_port()
-    server = ServerProcess(redis_argv(redis_binary(), port), port).start()
+    server = ServerProcess(redis_argv(redis_binary(), port), port)
     try:
+        server.start()
         store = redis_store_factory(host="127.0.0.1", port=port, key_prefix=prefix())
         store.set("k", "v")
         server.stop()

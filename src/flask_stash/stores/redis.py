@@ -155,7 +155,9 @@ def _target_from_url(parts: SplitResult, mode: str | None, fallback: _Target) ->
             fallback.username,
             fallback.password,
             fallback.master,
-            url=parts.geturl(),
+            # Not geturl(): it drops the "//" of unix:///path, which redis-py needs.
+            url=f"{parts.scheme}://{parts.netloc}{parts.path}"
+            + (f"?{parts.query}" if parts.query else ""),
         )
     if parts.query:
         raise ValueError("put Sentinel and Cluster options in CACHE_OPTIONS, not the URL query")
