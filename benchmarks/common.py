@@ -6,7 +6,7 @@ import io
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -59,7 +59,7 @@ def per_call_seconds(call: Callable[[], object], number: int) -> float:
 
 
 def interleaved(
-    cases: dict[str, Callable[[], object]], rounds: int, number: int
+    cases: Mapping[str, Callable[[], object]], rounds: int, number: int
 ) -> dict[str, float]:
     """Time each case in turn, *rounds* times; return each case's median seconds per call.
 
