@@ -90,7 +90,8 @@ def type_for_url(url: str) -> tuple[str, SplitResult]:
     """Return the store type a ``CACHE_URL`` names, and the parsed URL."""
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port validates it
+        if "," not in parts.netloc:  # several hosts are parsed by their store
+            parts.port  # noqa: B018 - parsing the port validates it
     except ValueError as err:
         raise ConfigurationError(f"CACHE_URL {url!r} is malformed: {err}") from None
     scheme = parts.scheme.lower()
