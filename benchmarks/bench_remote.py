@@ -115,7 +115,7 @@ def bench_memcached(rounds: int, number: int) -> None:
     from pymemcache.client.base import Client
 
     with server(memcached_argv) as memcached:
-        raw = Client(("127.0.0.1", memcached.port))
+        raw = Client(("127.0.0.1", memcached.port), no_delay=True)
         raw.set("raw-body", BODY.encode())
         apps = {
             "(a) bare view": bare_app(),

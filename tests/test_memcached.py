@@ -21,7 +21,6 @@ import pytest
 
 from flask_stash.stores import BaseStore, StoreConfig
 
-from .plugins.memcached import stop_memcached
 from .plugins.saslmemcached import SASL_PASSWORD, SASL_USER
 from .servers import ServerProcess
 
@@ -103,7 +102,7 @@ def holder_of(key: str, servers: list[ServerProcess]) -> ServerProcess:
 
 def crash(server: ServerProcess) -> None:
     """Kill the server as a crash would (keeping it restartable)."""
-    stop_memcached(server)
+    server.stop()
 
 
 # -- keys ---------------------------------------------------------------------

@@ -28,14 +28,6 @@ def memcached_binary() -> str:
     return require_binary("memcached", "/usr/bin/memcached")
 
 
-def stop_memcached(server: ServerProcess) -> None:
-    """Kill *server* and close its output pipe, which ``stop`` leaves open."""
-    process = server.process
-    server.stop()
-    if process is not None and process.stdout is not None:
-        process.stdout.close()
-
-
 def start_memcached(*extra: str) -> ServerProcess:
     port = free_port()
     return ServerProcess(memcached_argv(memcached_binary(), port, *extra), port).start()
@@ -45,7 +37,7 @@ def start_memcached(*extra: str) -> ServerProcess:
 def memcached_server() -> Iterator[ServerProcess]:
     server = start_memcached()
     yield server
-    stop_memcached(server)
+    server.stop()
 
 
 @pytest.fixture
@@ -60,7 +52,7 @@ def memcached_processes() -> Iterator[Callable[[int], list[ServerProcess]]]:
 
     yield start
     for server in started:
-        stop_memcached(server)
+        server.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from ..harness import StoreHarness
 from ..servers import ServerProcess, free_port, require_binary, servers_required
-from .memcached import memcached_argv, memcached_binary, stop_memcached
+from .memcached import memcached_argv, memcached_binary
 
 if TYPE_CHECKING:
     from flask_stash.stores.saslmemcached import SASLMemcachedStore
@@ -49,7 +49,7 @@ def saslmemcached_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         memcached_argv(binary, port, "-S"), port, env={"SASL_CONF_PATH": str(directory)}
     ).start()
     yield server
-    stop_memcached(server)
+    server.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """The memcached store, on pymemcache (text protocol, no login).
 
-One server: a pooled client, and every error is raised, so the Flask layer
+One server: one connection per thread (pymemcache's ``Client`` is not
+thread-safe, and a per-thread connection needs no lock on the hit path,
+unlike a shared pool), and every error is raised, so the Flask layer
 can log it, count it, serve the request uncached and open its circuit
 breaker. Several servers: pymemcache's ``HashClient`` spreads keys by
 rendezvous hashing, so adding or removing a node moves about 1/N of the
@@ -22,6 +24,8 @@ Timeouts are short, for a cache on the same network: 0.25 s to connect and
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,7 +41,7 @@ from ._memcached_common import (
 from .base import BaseStore, StoreConfig
 
 try:
-    from pymemcache.client.base import Client, PooledClient
+    from pymemcache.client.base import Client
     from pymemcache.client.hash import HashClient
     from pymemcache.exceptions import MemcacheClientError, MemcacheError, MemcacheServerError
 except ImportError as err:  # pragma: no cover - depends on the install
@@ -74,6 +78,41 @@ class _ClusterClient(HashClient):  # type: ignore[misc]
         if client is None:
             raise MemcacheError("every memcached node is marked dead")
         return client
+
+
+class _ThreadClient(Client):  # type: ignore[misc]
+    """A connection owned by one thread, closed when that thread is gone."""
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class _PerThreadClient:
+    """A pymemcache ``Client`` for each thread that uses the store."""
+
+    def __init__(self, address: Any, **kwargs: Any) -> None:
+        self._address = address
+        self._kwargs = kwargs
+        self._local = threading.local()
+        self._clients: weakref.WeakSet[Client] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def _client(self) -> Client:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = _ThreadClient(self._address, **self._kwargs)
+            with self._lock:
+                self._clients.add(client)
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client(), name)
+
+    def close(self) -> None:
+        with self._lock:
+            clients = list(self._clients)
+        for client in clients:
+            client.close()
 
 
 def _too_large(err: Exception) -> bool:
@@ -116,7 +155,7 @@ class MemcachedStore(NamespacedMemcache):
         if len(self.servers) == 1:
             address = split_address(self.servers[0])
             if use_pooling:
-                self._client = PooledClient(address, max_pool_size=max_pool_size, **common)
+                self._client = _PerThreadClient(address, **common)
             else:
                 self._client = Client(address, **common)
         else:
