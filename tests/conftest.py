@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from .harness import StoreHarness
+from .servers import SilentServer
 
 pytest_plugins = [
     "tests.plugins.memory",
@@ -21,3 +24,11 @@ STORES = ["memory", "disk", "memcached", "saslmemcached", "redis"]
 def harness(request: pytest.FixtureRequest) -> StoreHarness:
     found: StoreHarness = request.getfixturevalue(f"{request.param}_harness")
     return found
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    """A listener that accepts connections and never answers."""
+    server = SilentServer()
+    yield server
+    server.close()

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +21,7 @@ import pytest
 from flask_stash.stores import BaseStore, StoreConfig
 
 from .plugins.saslmemcached import SASL_PASSWORD, SASL_USER
-from .servers import ServerProcess
+from .servers import ServerProcess, SilentServer
 
 pytest.importorskip("pymemcache")
 pytest.importorskip("bmemcached")
@@ -399,49 +398,22 @@ def test_single_node_errors_propagate_and_it_recovers_after_restart(
 # -- timeouts ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A listener that accepts connections and never answers, like a hung server."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.settimeout(0.05)
-    accepted: list[socket.socket] = []
-    done = threading.Event()
-
-    def accept() -> None:
-        while not done.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{listener.getsockname()[1]}"
-    done.set()
-    thread.join(5)
-    for conn in accepted:
-        conn.close()
-    listener.close()
-
-
 @pytest.mark.parametrize("kind", STORE_KINDS)
 def test_unresponsive_server_fails_each_call_within_the_timeout(
-    kind: str, silent_server: str, request: pytest.FixtureRequest
+    kind: str, silent_server: SilentServer, request: pytest.FixtureRequest
 ) -> None:
     timeout = 0.3
     store: BaseStore
     if kind == "memcached":
         config = StoreConfig(
-            url=urlsplit(f"memcached://{silent_server}"),
+            url=urlsplit(f"memcached://{silent_server.address}"),
             settings={"memcached_timeout": timeout, "memcached_connect_timeout": timeout},
         )
         store = MemcachedStore.from_config(config)
         request.addfinalizer(store.close)
     else:
         factory: SASLFactory = request.getfixturevalue("saslmemcached_store_factory")
-        store = factory([silent_server], username="u", password="p", timeout=timeout)
+        store = factory([silent_server.address], username="u", password="p", timeout=timeout)
     calls: list[Callable[[], object]] = [
         lambda: store.get("k"),
         lambda: store.get_many("a", "b"),

@@ -11,7 +11,6 @@ import importlib
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,7 +28,7 @@ from flask_stash.stores import StoreConfig, build_store, type_for_url
 from flask_stash.stores.redis import RedisStore, parse_addresses
 
 from .plugins.redis import redis_argv, redis_binary
-from .servers import ServerProcess, free_port, require_binary
+from .servers import ServerProcess, SilentServer, free_port, require_binary
 
 Factory = Callable[..., RedisStore]
 
@@ -634,43 +633,6 @@ def test_dead_server_raises_and_restarted_server_is_used_again(
         assert store.get("k") == "back"
     finally:
         server.stop()
-
-
-class SilentServer:
-    """Accepts connections and never answers, like a hung or overloaded server."""
-
-    def __init__(self) -> None:
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.listener.settimeout(0.05)
-        self.port: int = self.listener.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            self.held.append(connection)
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join(5)
-        for connection in self.held:
-            connection.close()
-        self.listener.close()
-
-
-@pytest.fixture
-def silent_server() -> Iterator[SilentServer]:
-    server = SilentServer()
-    yield server
-    server.close()
 
 
 def test_server_that_never_answers_times_out_each_call(
