@@ -19,7 +19,6 @@ from .plugins.memcached import start_memcached
 from .plugins.saslmemcached import SASL_PASSWORD, SASL_USER
 from .servers import ServerProcess, SilentServer
 
-
 _OPEN_APPS: list[Flask] = []
 
 
@@ -118,7 +117,7 @@ def test_notes_memcached_with_username_and_password_from_a_config_class(
 ) -> None:
     class Development:
         CACHE_TYPE = "saslmemcached"
-        CACHE_MEMCACHED_SERVERS = [saslmemcached_server.address]
+        CACHE_MEMCACHED_SERVERS = (saslmemcached_server.address,)
         CACHE_MEMCACHED_USERNAME = SASL_USER
         CACHE_MEMCACHED_PASSWORD = SASL_PASSWORD
         CACHE_KEY_PREFIX = f"{uuid.uuid4().hex[:8]}:"
@@ -146,7 +145,7 @@ def test_wrong_sasl_password_still_serves_pages(
     saslmemcached_server: ServerProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     calls: Counter[str] = Counter()
-    app, cache = page_app(
+    app, _ = page_app(
         {"CACHE_URL": f"memcached://{SASL_USER}:wrong@{saslmemcached_server.address}"}, calls
     )
     client = app.test_client()
