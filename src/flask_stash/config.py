@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import SplitResult
 
 from .errors import ConfigurationError
-from .serializers import PickleSerializer, Serializer
+from .http import DEFAULT_CACHEABLE_STATUSES
+from .serializers import ALGORITHMS, Serializer, make_serializer
 from .stores import BaseStore, StoreConfig, build_store, resolve_store_class, type_for_url
 
 __all__ = ["DEFAULTS", "Settings", "load_settings"]
@@ -31,6 +32,14 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_OPTIONS": None,
     "CACHE_FAILURE_THRESHOLD": 3,
     "CACHE_RETRY_INTERVAL": 10.0,
+    "CACHE_SERIALIZER": "pickle",
+    "CACHE_SECRET_KEY": None,
+    "CACHE_SIGNING_ALGORITHM": "sha256",
+    "CACHE_CACHEABLE_STATUSES": DEFAULT_CACHEABLE_STATUSES,
+    "CACHE_SEND_CACHE_CONTROL": False,
+    "CACHE_X_CACHE_HEADER": False,
+    "CACHE_LOCK_TIMEOUT": 30,
+    "CACHE_LOCK_WAIT": 10.0,
 }
 
 # Keys older tutorials use, which no version of the extension ever read.
@@ -56,9 +65,15 @@ class Settings:
     options: Mapping[str, Any]
     failure_threshold: int
     retry_interval: float
+    serializer: Serializer
+    cacheable_statuses: frozenset[int] = DEFAULT_CACHEABLE_STATUSES
+    send_cache_control: bool = False
+    x_cache_header: bool = False
+    lock_timeout: int = 30
+    lock_wait: float = 10.0
     namespace: Mapping[str, Any] = field(default_factory=dict)
 
-    def store_config(self, serializer: Serializer | None = None) -> StoreConfig:
+    def store_config(self) -> StoreConfig:
         return StoreConfig(
             default_timeout=self.default_timeout,
             key_prefix=self.key_prefix,
@@ -66,7 +81,7 @@ class Settings:
             url=self.url,
             options=self.options,
             settings=self.namespace,
-            serializer=serializer or PickleSerializer(),
+            serializer=self.serializer,
         )
 
     def build_store(self) -> BaseStore:
@@ -133,6 +148,17 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
             f"CACHE_OPTIONS must be a dict of keyword arguments for the store, got {options!r}"
         )
 
+    statuses = merged["CACHE_CACHEABLE_STATUSES"]
+    if isinstance(statuses, (str, bytes)) or not all(
+        type(code) is int and 100 <= code <= 599 for code in statuses
+    ):
+        raise ConfigurationError(
+            f"CACHE_CACHEABLE_STATUSES must be a collection of HTTP status codes, got {statuses!r}"
+        )
+    for key in ("CACHE_SEND_CACHE_CONTROL", "CACHE_X_CACHE_HEADER"):
+        if type(merged[key]) is not bool:
+            raise ConfigurationError(f"{key} must be True or False, got {merged[key]!r}")
+
     return Settings(
         store_type=store_type,
         url=url,
@@ -142,5 +168,36 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         options=dict(options),
         failure_threshold=_number(merged, "CACHE_FAILURE_THRESHOLD", 1),
         retry_interval=_number(merged, "CACHE_RETRY_INTERVAL", 0, integer=False),
+        serializer=_serializer(merged, resolve_store_class(store_type).shared),
+        cacheable_statuses=frozenset(statuses),
+        send_cache_control=merged["CACHE_SEND_CACHE_CONTROL"],
+        x_cache_header=merged["CACHE_X_CACHE_HEADER"],
+        lock_timeout=_number(merged, "CACHE_LOCK_TIMEOUT", 1),
+        lock_wait=_number(merged, "CACHE_LOCK_WAIT", 0, integer=False),
         namespace=namespace,
     )
+
+
+def _serializer(merged: Mapping[str, Any], shared: bool) -> Serializer:
+    """Build the serializer; entries leaving the process are always signed."""
+    name = merged["CACHE_SERIALIZER"]
+    if not isinstance(name, str):
+        raise ConfigurationError(f"CACHE_SERIALIZER must be a name, got {name!r}")
+    algorithm = merged["CACHE_SIGNING_ALGORITHM"]
+    if algorithm not in ALGORITHMS:
+        raise ConfigurationError(
+            f"CACHE_SIGNING_ALGORITHM {algorithm!r} is not one of {', '.join(ALGORITHMS)}"
+        )
+    secret = merged["CACHE_SECRET_KEY"] or merged.get("SECRET_KEY")
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if secret is not None and not isinstance(secret, bytes):
+        raise ConfigurationError("CACHE_SECRET_KEY must be a string or bytes")
+    if shared and not secret:
+        raise ConfigurationError(
+            "entries written to a shared store are signed, so Flask-Stash needs a key: "
+            "set CACHE_SECRET_KEY (or the app's SECRET_KEY)"
+        )
+    # An in-process store only pickles mutable values to copy them; nobody
+    # else can write to it, so there is nothing to sign.
+    return make_serializer(name, secret if shared else None, algorithm)

@@ -10,12 +10,15 @@ import hashlib
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
-from flask import Flask, current_app
+from flask import Blueprint, Flask, Response, current_app, request
+from flask.sansio.blueprints import BlueprintSetupState
 
 from . import memoize as _memoize
+from . import tags as _tags
 from . import views as _views
 from .config import load_settings
-from .keys import HashMethod
+from .entries import MemoEntry
+from .keys import HashMethod, request_host
 from .state import AppState
 from .stats import Stats
 from .stores import BaseStore
@@ -26,6 +29,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 _LOW_LEVEL = "low-level API"
+#: Methods whose success changes what a GET of the same URL returns.
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _value(found: Any) -> Any:
+    """What the low-level API returns for an entry a decorator stored."""
+    return found.value if type(found) is MemoEntry else found
 
 
 class Cache:
@@ -75,7 +85,18 @@ class Cache:
         old = caches.get(self)
         if isinstance(old, AppState):
             old.store.close()
-        caches[self] = AppState(settings, store)
+        else:
+            app.after_request(self._after_unsafe_method)
+        caches[self] = AppState(settings, store, app.response_class)
+
+    def _after_unsafe_method(self, response: Response) -> Response:
+        """After a successful POST, PUT, PATCH or DELETE, drop the cached GETs of its URL."""
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        if req.method in _UNSAFE_METHODS and response.status_code < 400:
+            state = self.state()
+            url = _tags.url_tag(request_host(req.environ), req.path)
+            _tags.invalidate(state, f"{req.method} {req.path}", [url])
+        return response
 
     # -- per-app state -----------------------------------------------------
 
@@ -110,11 +131,13 @@ class Cache:
     # -- low-level API: store failures read as misses, never raise -----------
 
     def _call(self, operation: str, default: T, *args: Any) -> Any:
-        return self.state().call(_LOW_LEVEL, operation, default, *args)
+        state = self.state()
+        state.begin()
+        return state.call(_LOW_LEVEL, operation, default, *args)
 
     def get(self, key: str) -> Any:
         """Return the value at *key*, or None."""
-        return self._call("get", None, key)
+        return _value(self._call("get", None, key))
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         """Store *value* at *key* for *timeout* seconds (the default if None)."""
@@ -131,8 +154,7 @@ class Cache:
         return result
 
     def get_many(self, *keys: str) -> list[Any]:
-        result: list[Any] = self._call("get_many", [None] * len(keys), *keys)
-        return result
+        return [_value(found) for found in self._call("get_many", [None] * len(keys), *keys)]
 
     def set_many(self, mapping: Mapping[str, Any], timeout: int | None = None) -> list[str]:
         result: list[str] = self._call("set_many", [], mapping, timeout)
@@ -184,6 +206,13 @@ class Cache:
         cache_none: bool = False,
         make_cache_key: Callable[..., str] | None = None,
         source_check: bool = False,
+        *,
+        stale_while_revalidate: int = 0,
+        stale_if_error: int = 0,
+        tags: _memoize.TagsArgument = None,
+        single_flight: bool = True,
+        per_user: bool | Callable[[], object] = False,
+        query_params: Collection[str] | None = None,
     ) -> Callable[[F], F]:
         """Cache a view's response; put it under ``@app.route``.
 
@@ -202,6 +231,27 @@ class Cache:
         :param cache_none: store a ``None`` result too.
         :param make_cache_key: builds the whole key from the view's arguments.
         :param source_check: put a hash of the function's code in the key.
+        :param stale_while_revalidate: for this many seconds after the
+            timeout, serve the stale page at once while one background
+            request refreshes it.
+        :param stale_if_error: for this many seconds after the timeout,
+            serve the stale page if the view raises or answers 5xx.
+        :param tags: names to invalidate the page by
+            (:meth:`invalidate_tags`), or a callable of the view's arguments
+            returning them.
+        :param single_flight: compute a cold page once, while concurrent
+            requests for it (in every process) wait for that result.
+        :param per_user: keep one entry per user (per session cookie and
+            Authorization header, or per what a callable returns), so pages
+            that read the session are cached too.
+        :param query_params: the only query parameters that make pages
+            differ; others do not split the entry.
+
+        Never stored: statuses outside ``CACHE_CACHEABLE_STATUSES``,
+        responses with ``Set-Cookie``, ``Cache-Control: private`` or
+        ``no-store``, ``Vary: *``, streamed responses, answers to requests
+        with ``Authorization`` unless ``public``, and pages that read a
+        non-empty session (unless *per_user*).
         """
         return _views.cached(
             self,
@@ -215,6 +265,12 @@ class Cache:
             cache_none=cache_none,
             make_cache_key=make_cache_key,
             source_check=source_check,
+            stale_while_revalidate=stale_while_revalidate,
+            stale_if_error=stale_if_error,
+            tags=tags,
+            single_flight=single_flight,
+            per_user=per_user,
+            query_params=query_params,
         )
 
     def memoize(
@@ -228,6 +284,11 @@ class Cache:
         cache_none: bool = False,
         source_check: bool = False,
         args_to_ignore: Collection[str] | None = None,
+        *,
+        stale_while_revalidate: int = 0,
+        stale_if_error: int = 0,
+        tags: _memoize.TagsArgument = None,
+        single_flight: bool = True,
     ) -> Callable[[F], F]:
         """Cache a function's result per arguments.
 
@@ -235,6 +296,9 @@ class Cache:
         ``f(1, 2)``, ``f(1, b=2)`` and ``f(a=1, b=2)`` share an entry.
         Objects are keyed by ``__caching_id__()``, else their own
         ``__repr__``, else their class and attributes, never by address.
+        Coroutine functions stay coroutine functions. ``stale_while_revalidate``,
+        ``stale_if_error``, ``tags`` and ``single_flight`` work as for
+        :meth:`cached`.
         """
         return _memoize.memoize(
             self,
@@ -247,7 +311,55 @@ class Cache:
             cache_none=cache_none,
             source_check=source_check,
             args_to_ignore=args_to_ignore,
+            stale_while_revalidate=stale_while_revalidate,
+            stale_if_error=stale_if_error,
+            tags=tags,
+            single_flight=single_flight,
         )
+
+    def invalidate_tags(self, *tags: str) -> bool:
+        """Drop every entry carrying any of *tags*, in every process, on any store."""
+        return _tags.invalidate(self.state(), "invalidate_tags", tags)
+
+    def cache_pages(self, target: Flask | Blueprint, **options: Any) -> None:
+        """Cache every GET view of an app or a blueprint, as ``@cached(**options)`` would.
+
+        Views are wrapped when first requested, after every ``before_request``
+        hook has run, so a hook added later (an auth check, say) still guards
+        the cached pages. Opt a view out with :meth:`exempt`.
+        """
+        decorator = self.cached(**options)
+
+        def hook_for(prefix: str | None) -> Callable[[], None]:
+            def wrap_view() -> None:
+                endpoint = request.endpoint
+                if endpoint is None or (prefix is not None and not endpoint.startswith(prefix)):
+                    return
+                app = current_app._get_current_object()  # type: ignore[attr-defined]
+                view = app.view_functions.get(endpoint)
+                if view is None or endpoint == "static" or getattr(view, "__stash_skip__", False):
+                    return
+                wrapped: Any = decorator(view)
+                wrapped.__stash_skip__ = True
+                app.view_functions[endpoint] = wrapped
+
+            return wrap_view
+
+        if isinstance(target, Flask):
+            target.before_request(hook_for(None))
+        else:
+
+            def register(state: BlueprintSetupState) -> None:
+                state.app.before_request(hook_for(f"{state.name}."))
+
+            target.record(register)
+
+    @staticmethod
+    def exempt(f: F) -> F:
+        """Leave a view out of :meth:`cache_pages`."""
+        cast_f: Any = f
+        cast_f.__stash_skip__ = True
+        return f
 
     def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Drop every entry of memoized *f*, or with arguments, the one entry for them.

@@ -20,12 +20,16 @@ __all__ = [
     "canonical_query",
     "function_name",
     "hash_text",
+    "request_host",
+    "source_hash",
     "stable_repr",
     "view_key",
 ]
 
-#: Query strings longer than this are hashed in view keys.
+#: Query strings and paths longer than these are hashed in view keys, so an
+#: over-long URL is still cached, under a key of bounded size.
 MAX_QUERY_IN_KEY = 256
+MAX_PATH_IN_KEY = 512
 
 _by_name = itemgetter(0)
 
@@ -43,20 +47,36 @@ def hash_text(text: str, hash_method: HashMethod = hashlib.sha256) -> str:
 
 
 @lru_cache(maxsize=4096)
-def canonical_query(query: str) -> str:
+def canonical_query(query: str, only: frozenset[str] | None = None) -> str:
     """Return *query* with parameters sorted by name, repeated values kept in order.
 
     ``b=2&a=1`` and ``a=1&b=2`` give the same string; ``a=1&a=2`` and
     ``a=2&a=1`` do not, because a view reading ``getlist("a")`` sees them
-    differently. Blank values are kept: ``?debug`` is not ``?``.
+    differently. Blank values are kept: ``?debug`` is not ``?``. With
+    *only*, parameters not named there are dropped.
     The cache is bounded, so a flood of random query strings only evicts.
     """
     if not query:
         return ""
     pairs = parse_qsl(query, keep_blank_values=True)
+    if only is not None:
+        pairs = [pair for pair in pairs if pair[0] in only]
     # sorted() is stable, so values of a repeated name keep their order.
     pairs.sort(key=_by_name)
     return urlencode(pairs)
+
+
+def request_host(environ: Mapping[str, Any]) -> str:
+    """The host a request was sent to, lower-cased, from its WSGI environ.
+
+    Read from the environ rather than ``request.host``: it is what the
+    client sent (after any proxy middleware rewrote it), and it costs a
+    tenth as much on the hit path.
+    """
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    return str(host).lower()
 
 
 def view_key(
@@ -65,19 +85,23 @@ def view_key(
     host: str,
     query: str | None,
     hash_method: HashMethod = hashlib.sha256,
+    only: frozenset[str] | None = None,
 ) -> str:
     """Return the key of a view response.
 
     *base* is the key prefix with the path already in it. HEAD shares GET's
     entry, since Flask answers HEAD by running the GET view. *query* is the
-    raw query string, or None to leave it out of the key.
+    raw query string, or None to leave it out of the key; *only* is an
+    allow-list of the parameters that count.
     """
     if method == "HEAD":
         method = "GET"
+    if len(base) > MAX_PATH_IN_KEY:
+        base = "#" + hash_text(base, hash_method)
     key = f"{base}|{method}|{host}"
     if query is None:
         return key
-    canonical = canonical_query(query)
+    canonical = canonical_query(query, only)
     if len(canonical) > MAX_QUERY_IN_KEY:
         canonical = "#" + hash_text(canonical, hash_method)
     return f"{key}|{canonical}"
@@ -153,3 +177,9 @@ def bind_arguments(
         if name not in ignore
     ]
     return ";".join(parts)
+
+
+def source_hash(f: Callable[..., Any], hash_method: HashMethod = hashlib.sha256) -> str:
+    """Hash *f*'s code, so that editing a function gives its entries new keys."""
+    code = inspect.unwrap(f).__code__
+    return hash_text(f"{code.co_code.hex()}|{code.co_consts!r}", hash_method)[:16]

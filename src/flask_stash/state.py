@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from .breaker import CircuitBreaker
 from .config import Settings
 from .errors import SerializationError
+from .flight import SingleFlight, StoreLock
 from .stats import Stats
 from .stores import BaseStore
 
@@ -33,19 +34,70 @@ LOG_INTERVAL = 10.0
 class AppState:
     """Per-app state of one Cache, kept in ``app.extensions["cache"][cache]``."""
 
-    def __init__(self, settings: Settings, store: BaseStore) -> None:
+    def __init__(
+        self, settings: Settings, store: BaseStore, response_class: type[Any] | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        #: The app's response class, kept here so a hit needs no ``current_app``.
+        self.response_class = response_class
         self.stats = Stats()
         self.breaker = CircuitBreaker(settings.failure_threshold, settings.retry_interval)
+        self.flight = SingleFlight(lock_timeout=settings.lock_timeout, wait=settings.lock_wait)
+        #: Wall-clock time for entry freshness; tests replace it to move time.
+        self.clock: Callable[[], float] = time.time
         self.warned: set[tuple[str, str]] = set()
         self._log_lock = threading.Lock()
         self._last_log = -LOG_INTERVAL
         self._suppressed = 0
+        self._background: set[threading.Thread] = set()
+        self._thread = threading.local()
+        self._revalidating: set[str] = set()
+
+    def lock(self) -> StoreLock | None:
+        """The cross-process lock, if the store is shared and has not failed lately.
+
+        After a failure nobody can rely on a lock in that store, and waiting
+        for one would only add a timeout to the request.
+        """
+        if not self.store.shared or self.breaker.open_until or self.breaker.failures:
+            return None
+        return StoreLock(self.store)
+
+    def start_revalidation(self, key: str, work: Callable[[], None]) -> bool:
+        """Run *work* in a background thread unless *key* is already being refreshed."""
+        with self._log_lock:
+            if key in self._revalidating:
+                return False
+            self._revalidating.add(key)
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                logger.exception("refreshing a stale cache entry failed")
+            finally:
+                with self._log_lock:
+                    self._revalidating.discard(key)
+                    self._background.discard(thread)
+
+        thread = threading.Thread(target=run, name="flask-stash-revalidate", daemon=True)
+        with self._log_lock:
+            self._background.add(thread)
+        thread.start()
+        return True
+
+    def join_background(self, timeout: float = 10.0) -> None:
+        """Wait for background refreshes to finish (for tests and shutdown)."""
+        with self._log_lock:
+            threads = list(self._background)
+        for thread in threads:
+            thread.join(timeout)
 
     def failed(self, exc: BaseException, operation: str, name: str) -> None:
         """Count a store failure, and log it unless one was logged just now."""
         self.stats.error(name)
+        self._thread.failed = True
         opened = self.breaker.failure()
         now = time.monotonic()
         with self._log_lock:
@@ -72,11 +124,33 @@ class AppState:
             self.warned.add((name, reason))
             logger.warning(message)
 
+    def begin(self) -> None:
+        """Start one cached call (a view, a function, a low-level operation).
+
+        After a store failure, the rest of the same call leaves the store
+        alone, so one request waits out at most one timeout, not one per
+        store operation it would have made.
+        """
+        if self.breaker.failures and getattr(self._thread, "failed", False):
+            self._thread.failed = False
+
+    def _skip(self, name: str) -> bool:
+        """Whether to leave the store alone for this operation.
+
+        Only reached after a recent failure, so the healthy hit path pays
+        one attribute check: skipped while the breaker is open, or when this
+        call already saw the store fail.
+        """
+        breaker = self.breaker
+        if getattr(self._thread, "failed", False) or (breaker.open_until and not breaker.allow()):
+            self.stats.skip(name, "store unavailable")
+            return True
+        return False
+
     def get(self, key: str, name: str) -> Any:
         """Read *key*; a failure or an open breaker reads as a miss (None)."""
         breaker = self.breaker
-        if breaker.open_until and not breaker.allow():
-            self.stats.skip(name, "store unavailable")
+        if (breaker.failures or breaker.open_until) and self._skip(name):
             return None
         try:
             value = self.store.get(key)
@@ -87,14 +161,28 @@ class AppState:
             breaker.success()
         return value
 
+    def get_many(self, keys: list[str], name: str) -> list[Any]:
+        """Read *keys* in one round trip; a failure or an open breaker reads as misses."""
+        breaker = self.breaker
+        if (breaker.failures or breaker.open_until) and self._skip(name):
+            return [None] * len(keys)
+        try:
+            found = self.store.get_many(*keys)
+        except Exception as exc:
+            self.failed(exc, "get_many", name)
+            return [None] * len(keys)
+        if breaker.failures:
+            breaker.success()
+        return found
+
     def call(self, name: str, operation: str, default: T, *args: Any) -> Any:
         """Run ``store.<operation>(*args)``; *default* if it fails or is skipped.
 
         A value that cannot be serialized is the caller's problem, not the
         store's: :class:`SerializationError` is raised, not counted.
         """
-        if self.breaker.open_until and not self.breaker.allow():
-            self.stats.skip(name, "store unavailable")
+        breaker = self.breaker
+        if (breaker.failures or breaker.open_until) and self._skip(name):
             return default
         method: Callable[..., Any] = getattr(self.store, operation)
         try:

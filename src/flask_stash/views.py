@@ -1,34 +1,51 @@
 """``@cache.cached``: caching whole view responses.
 
 The path of a request: the bypass check, then the key (method, host, path
-and canonical query string by default), then the store. A hit returns the
-stored response; a miss runs the view, freezes its response and stores it
-unless a rule says not to.
+and canonical query string by default), then one read of the entry and its
+tag versions. A fresh entry is answered at once (304 when the client has it);
+a stale one within ``stale_while_revalidate`` too, while a background request
+refreshes it. Otherwise the view runs, once per key across threads and
+processes, and its response is stored unless a rule of :mod:`.http` or the
+session says it belongs to one user.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+import io
+import logging
+import threading
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Request, has_request_context, request
+from flask import Request, Response, current_app, has_request_context, request
+from flask.globals import request_ctx
+from flask.sessions import SessionMixin
 
+from . import http
 from .arguments import bypass_for, check_callable, check_timeout
-from .errors import SerializationError
-from .keys import HashMethod, function_name, hash_text, view_key
-from .responses import CACHED_NONE, NotCacheableError, freeze, thaw
+from .entries import NEEDS_EMPTY_SESSION, PUBLIC, FrozenResponse, VaryIndex, is_fresh
+from .keys import HashMethod, function_name, hash_text, request_host, source_hash, view_key
+from .memoize import FunctionCache, TagsArgument, check_tags
+from .tags import current_versions, matches, url_tag
 
 if TYPE_CHECKING:
     from .extension import Cache
     from .state import AppState
 
-__all__ = ["cached"]
+__all__ = ["CachedView", "cached", "current_request"]
+
+logger = logging.getLogger("flask_stash")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+#: Set in the environ of the background request that refreshes a stale entry.
+REVALIDATE = "flask_stash.revalidate"
+_ABSENT = "\x00"  # a header the request did not send, unlike an empty one
+_MISSING = object()
 
 
 def current_request() -> Request | None:
@@ -43,20 +60,432 @@ def current_request() -> Request | None:
     return req
 
 
-def source_hash(f: Callable[..., Any], hash_method: HashMethod) -> str:
-    """Hash *f*'s code, so that editing a function invalidates its entries."""
-    code = f.__code__
-    return hash_text(f"{code.co_code.hex()}|{code.co_consts!r}", hash_method)[:16]
+def peek_session() -> SessionMixin | None:
+    """Return the session without marking it accessed.
+
+    Reading it through ``flask.session`` marks it accessed (Flask 3.1 and
+    later), which is exactly what this module watches for.
+    """
+    ctx = request_ctx._get_current_object()  # type: ignore[attr-defined]
+    found = getattr(ctx, "_session", _MISSING)
+    if found is _MISSING:  # Flask before 3.1 keeps it as a plain attribute
+        found = ctx.session
+    return cast("SessionMixin | None", found)
 
 
-def store_result(state: AppState, name: str, key: str, value: Any, timeout: float | None) -> None:
-    """Store *value*; a value that cannot be serialized is served, not stored."""
+def variant_key(key: str, names: Sequence[str], req: Request) -> str:
+    """The key of the variant of *key* that *req*'s headers select (Vary)."""
+    values = "|".join(f"{name}={req.headers.get(name, _ABSENT)}" for name in names)
+    return f"{key}|vary:{values}"
+
+
+@dataclass
+class Computed:
+    """What a miss produced: the response for its own request, and what others may share."""
+
+    response: Any
+    frozen: FrozenResponse | None
+    variant: str | None = None
+    owner: int = field(default_factory=threading.get_ident)
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    timeout: int | None
+    key_prefix: str | Callable[[], str]
+    unless: Callable[..., Any] | None
+    forced_update: Callable[[], bool] | None
+    response_filter: Callable[[Any], bool] | None
+    query_string: bool
+    hash_method: HashMethod
+    cache_none: bool
+    make_cache_key: Callable[..., str] | None
+    source_check: bool
+    stale_while_revalidate: int
+    stale_if_error: int
+    tags: TagsArgument
+    single_flight: bool
+    per_user: bool | Callable[[], object]
+    query_params: frozenset[str] | None
+
+
+class CachedView:
+    """The cache of one decorated view; built once, used on every request."""
+
+    def __init__(self, cache: Cache, f: Callable[..., Any], options: ViewOptions) -> None:
+        self.cache = cache
+        self.f = f
+        self.options = options
+        self.name = function_name(f)
+        self.suffix = f"|src:{source_hash(f, options.hash_method)}" if options.source_check else ""
+        #: The decorated function; its ``cache_timeout`` is read on every store,
+        #: as Flask-Caching does, so changing it changes later timeouts.
+        self.decorated: Any = None
+        # A key built from the request applies to safe methods only. A fixed
+        # key_prefix caches a value, not a page, so the method does not matter.
+        prefix = options.key_prefix
+        self.from_request = options.make_cache_key is not None or (
+            isinstance(prefix, str) and "%s" in prefix
+        )
+        self.plain = FunctionCache(
+            cache,
+            self.name,
+            timeout=lambda: self.timeout,
+            forced_update=options.forced_update,
+            response_filter=options.response_filter,
+            cache_none=options.cache_none,
+            stale_while_revalidate=options.stale_while_revalidate,
+            stale_if_error=options.stale_if_error,
+            single_flight=options.single_flight,
+        )
+
+    @property
+    def timeout(self) -> int | None:
+        found: int | None = getattr(self.decorated, "cache_timeout", self.options.timeout)
+        return found
+
+    # -- keys ----------------------------------------------------------------
+
+    def key(self, req: Request | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        options = self.options
+        prefix = options.key_prefix
+        if options.make_cache_key is not None:
+            key = options.make_cache_key(*args, **kwargs)
+        elif callable(prefix):
+            key = prefix()
+        elif "%s" in prefix:
+            if req is None:
+                raise RuntimeError(f"{self.name}: a key built from the request needs a request")
+            environ = req.environ
+            key = view_key(
+                prefix % req.path,
+                req.method,
+                request_host(environ),
+                environ.get("QUERY_STRING", "") if options.query_string else None,
+                options.hash_method,
+                options.query_params,
+            )
+        else:
+            key = prefix
+        if options.per_user and req is not None:
+            key += "|user:" + self._user(req)
+        return key + self.suffix
+
+    def _user(self, req: Request) -> str:
+        """Who the request is from, for per-user entries."""
+        per_user = self.options.per_user
+        if callable(per_user):
+            return hash_text(repr(per_user()), self.options.hash_method)[:32]
+        cookie = req.cookies.get(current_app.config["SESSION_COOKIE_NAME"], "")
+        who = f"{cookie}|{req.headers.get('Authorization', '')}"
+        return hash_text(who, self.options.hash_method)[:32]
+
+    def tags(
+        self, req: Request | None, args: tuple[Any, ...], kwargs: dict[str, Any], is_view: bool
+    ) -> list[str]:
+        tags = self.options.tags
+        found = list(tags(*args, **kwargs) if callable(tags) else tags or ())
+        if req is not None and is_view:
+            found.insert(0, url_tag(request_host(req.environ), req.path))
+        return found
+
+    # -- the request path ------------------------------------------------------
+
+    def is_view(self, req: Request | None) -> bool:
+        """Whether this call answers the request (rather than helping a view)."""
+        if self.from_request:
+            return True
+        rule = req.url_rule if req is not None else None
+        return rule is not None and current_app.view_functions.get(rule.endpoint) is self.decorated
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        req = current_request()
+        is_view = self.is_view(req)
+        if is_view and (req is None or req.method not in _CACHEABLE_METHODS):
+            return self.call(args, kwargs)
+        state = self.cache.state()
+        state.begin()
+        key = self.key(req, args, kwargs)
+        tags = self.tags(req, args, kwargs, is_view)
+        if req is None or not is_view:
+            return self.plain.get_or_compute(state, key, tags, lambda: self.call(args, kwargs))
+        return self.serve(state, req, key, tags, args, kwargs)
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return current_app.ensure_sync(self.f)(*args, **kwargs)
+
+    def serve(
+        self,
+        state: AppState,
+        req: Request,
+        key: str,
+        tags: list[str],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        options = self.options
+        refreshing = req.environ.get(REVALIDATE) == key
+        forced = refreshing or (options.forced_update is not None and options.forced_update())
+        keys = ["tag:" + tag for tag in tags]
+        stale: FrozenResponse | None = None
+        if forced:
+            versions: Sequence[object] = (None,) * len(keys)
+        else:
+            found = state.get_many([key, *keys], self.name)
+            entry, versions = found[0], tuple(found[1:])
+            if type(entry) is VaryIndex and matches(entry.versions, versions):
+                entry = state.get(variant_key(key, entry.names, req), self.name)
+            if (
+                type(entry) is FrozenResponse
+                and matches(entry.versions, versions)
+                and self.usable_for(entry, req)
+            ):
+                now = state.clock()
+                if is_fresh(entry.fresh_until, now):
+                    state.stats.hit(self.name)
+                    return self.respond(state, entry, req, now, "HIT")
+                if now < entry.fresh_until + options.stale_while_revalidate:
+                    self.refresh_in_background(state, req, key)
+                    state.stats.hit(self.name)
+                    state.stats.skip(self.name, "served stale")
+                    return self.respond(state, entry, req, now, "STALE")
+                if now < entry.stale_until:
+                    stale = entry
+        state.stats.miss(self.name)
+
+        def compute() -> tuple[Computed, bool]:
+            done = self.compute(state, req, key, tags, versions, stale, args, kwargs)
+            return done, done.frozen is not None
+
+        if not options.single_flight or refreshing:
+            return compute()[0].response
+        result = state.flight.run(
+            key, compute, read=lambda: self.read_back(state, req, key, keys), lock=state.lock()
+        )
+        if result.owner == threading.get_ident():
+            return result.response
+        # Another request computed it. Use its response only if it is the one
+        # this request would get: same variant, and not someone's own page.
+        frozen = result.frozen
+        if (
+            frozen is not None
+            and self.usable_for(frozen, req)
+            and (result.variant is None or result.variant == self._variant_of(key, frozen, req))
+        ):
+            state.stats.hit(self.name)
+            return self.respond(state, frozen, req, state.clock(), "MISS")
+        return self.compute(state, req, key, tags, versions, stale, args, kwargs).response
+
+    def _variant_of(self, key: str, frozen: FrozenResponse, req: Request) -> str | None:
+        names = http.vary_names(frozen.headers)
+        return variant_key(key, names, req) if names else None
+
+    def read_back(
+        self, state: AppState, req: Request, key: str, keys: list[str]
+    ) -> Computed | None:
+        """Read what another process stored while this one waited for its lock."""
+        found = state.get_many([key, *keys], self.name)
+        entry, versions = found[0], tuple(found[1:])
+        variant = None
+        if type(entry) is VaryIndex and matches(entry.versions, versions):
+            variant = variant_key(key, entry.names, req)
+            entry = state.get(variant, self.name)
+        if (
+            type(entry) is FrozenResponse
+            and matches(entry.versions, versions)
+            and is_fresh(entry.fresh_until, state.clock())
+        ):
+            return Computed(None, entry, variant, owner=0)
+        return None
+
+    def usable_for(self, entry: FrozenResponse, req: Request) -> bool:
+        """Whether *entry*, made for someone, may answer *req* (see :meth:`rules`)."""
+        flags = entry.flags
+        if flags & NEEDS_EMPTY_SESSION and len(peek_session() or ()):
+            return False
+        return bool(
+            flags & PUBLIC or self.options.per_user or "HTTP_AUTHORIZATION" not in req.environ
+        )
+
+    def respond(
+        self, state: AppState, entry: FrozenResponse, req: Request, now: float, label: str
+    ) -> Response:
+        """Build the answer to *req* from a stored response."""
+        headers = [*entry.headers, ("Age", str(max(0, int(now - entry.stored_at))))]
+        settings = state.settings
+        if settings.x_cache_header:
+            headers.append(("X-Cache", label))
+        if settings.send_cache_control and not http.header_values(headers, "cache-control"):
+            remaining = max(0, int(entry.fresh_until - now)) if entry.fresh_until else 31536000
+            headers.append(("Cache-Control", f"public, max-age={remaining}"))
+        response_class = state.response_class or current_app.response_class
+        if_none_match = req.environ.get("HTTP_IF_NONE_MATCH")
+        if if_none_match is not None:
+            etags = http.header_values(entry.headers, "etag")
+            if etags and http.etag_matches(if_none_match, etags[0]):
+                kept = http.not_modified_headers(headers)
+                kept.append(("Age", headers[len(entry.headers)][1]))
+                response: Response = response_class(status=304, headers=kept)
+                return response
+        response = response_class(entry.body, entry.status, headers)
+        return response
+
+    def refresh_in_background(self, state: AppState, req: Request, key: str) -> None:
+        """Refresh a stale entry with a copy of *req*, run through the whole app.
+
+        The copy runs every before_request hook, so the refresh sees exactly
+        what a visitor's request would. Only one process refreshes a key: the
+        others see the lock and keep serving the stale entry.
+        """
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        environ = dict(req.environ)
+        environ[REVALIDATE] = key
+        environ["wsgi.input"] = io.BytesIO()
+        lock = state.lock()
+
+        def work() -> None:
+            token = hash_text(f"{threading.get_ident()}{key}")[:16]
+            lock_key = f"refresh:{key}"
+            if lock is not None and not _try(lambda: lock.acquire(lock_key, token, 30)):
+                return
+            try:
+                with app.request_context(environ):
+                    app.full_dispatch_request()
+            finally:
+                if lock is not None:
+                    _try(lambda: lock.release(lock_key, token))
+
+        state.start_revalidation(key, work)
+
+    # -- a miss ----------------------------------------------------------------
+
+    def compute(
+        self,
+        state: AppState,
+        req: Request,
+        key: str,
+        tags: list[str],
+        versions: Sequence[object],
+        stale: FrozenResponse | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Computed:
+        """Run the view and store its response if every rule allows it."""
+        cookies_before = req.__dict__.pop("cookies", _MISSING)
+        try:
+            rv = self.call(args, kwargs)
+        except Exception:
+            if stale is None:
+                raise
+            logger.warning("%s raised; serving the stale entry (stale_if_error)", self.name)
+            state.stats.skip(self.name, "stale_if_error")
+            return Computed(self.respond(state, stale, req, state.clock(), "STALE"), None)
+        finally:
+            read_cookies = "cookies" in req.__dict__
+            if not read_cookies and cookies_before is not _MISSING:
+                req.__dict__["cookies"] = cookies_before
+        response = current_app.make_response(rv)
+        if stale is not None and response.status_code >= 500:
+            state.stats.skip(self.name, "stale_if_error")
+            return Computed(self.respond(state, stale, req, state.clock(), "STALE"), None)
+        if self.options.response_filter is not None and not self.options.response_filter(rv):
+            state.stats.skip(self.name, "response_filter")
+            return Computed(response, None)
+        reason, flags = self.rules(response, req)
+        if reason is not None:
+            logger.debug("%s: response not cached: %s", self.name, reason)
+            state.stats.skip(self.name, reason)
+            if reason == "streamed":
+                state.warn_once(
+                    self.name, reason, f"{self.name}: response not cached: it is streamed"
+                )
+            return Computed(response, None)
+        return self.store(state, req, key, tags, versions, response, flags, read_cookies)
+
+    def rules(self, response: Response, req: Request) -> tuple[str | None, int]:
+        """Return why *response* must not be stored (or None), and the entry's flags."""
+        if response.is_streamed or response.direct_passthrough:
+            return "streamed", 0
+        per_user = bool(self.options.per_user)
+        headers = response.headers.to_wsgi_list()
+        reason = http.why_not_storable(
+            response.status_code,
+            headers,
+            request_authorized=not per_user and "HTTP_AUTHORIZATION" in req.environ,
+            cacheable_statuses=self.cache.state().settings.cacheable_statuses,
+        )
+        if reason is not None:
+            return reason, 0
+        flags = PUBLIC if "public" in http.cache_control(headers) else 0
+        current = peek_session()
+        if not per_user and current is not None and current.accessed:
+            # The page may depend on who is logged in: keep it only while
+            # the session is empty, and serve it only to empty sessions.
+            if len(current):
+                return "session", 0
+            flags |= NEEDS_EMPTY_SESSION
+        return None, flags
+
+    def store(
+        self,
+        state: AppState,
+        req: Request,
+        key: str,
+        tags: list[str],
+        versions: Sequence[object],
+        response: Response,
+        flags: int,
+        read_cookies: bool,
+    ) -> Computed:
+        timeout = self.timeout if self.timeout is not None else state.store.default_timeout
+        window = max(self.options.stale_while_revalidate, self.options.stale_if_error)
+        now = state.clock()
+        body = response.get_data()
+        if not http.header_values(response.headers.to_wsgi_list(), "etag"):
+            response.headers["ETag"] = http.strong_etag(body)
+        # Content-Length is derived from the body when the response is rebuilt.
+        headers = tuple(
+            (name, value)
+            for name, value in response.headers.items()
+            if name.lower() not in ("set-cookie", "content-length")
+        )
+        tokens = current_versions(state, self.name, tags, versions)
+        fresh_until = now + timeout if timeout else 0.0
+        frozen = FrozenResponse(
+            status=response.status_code,
+            headers=headers,
+            body=body,
+            stored_at=now,
+            fresh_until=fresh_until,
+            stale_until=fresh_until + window if timeout else 0.0,
+            versions=tokens,
+            flags=flags,
+        )
+        names = http.vary_names(headers) or ()
+        if read_cookies and "cookie" not in names:
+            names = tuple(sorted((*names, "cookie")))
+        store_timeout = timeout + window if timeout else 0
+        variant = None
+        if names:
+            variant = variant_key(key, names, req)
+            index = VaryIndex(names, now, tokens)
+            stored = state.call(self.name, "set", False, key, index, store_timeout)
+            stored = stored and state.call(self.name, "set", False, variant, frozen, store_timeout)
+        else:
+            stored = state.call(self.name, "set", False, key, frozen, store_timeout)
+        if stored:
+            state.stats.stored(self.name)
+        if self.cache.state().settings.x_cache_header:
+            response.headers["X-Cache"] = "MISS"
+        return Computed(response, frozen, variant)
+
+
+def _try(action: Callable[[], object]) -> bool:
     try:
-        if state.call(name, "set", False, key, value, timeout):
-            state.stats.stored(name)
-    except SerializationError as err:
-        state.stats.skip(name, "not serializable")
-        state.warn_once(name, "not serializable", f"{name}: result not cached: {err}")
+        return bool(action())
+    except Exception as exc:
+        logger.debug("cache lock failed: %r", exc)
+        return False
 
 
 def cached(
@@ -71,6 +500,13 @@ def cached(
     cache_none: bool = False,
     make_cache_key: Callable[..., str] | None = None,
     source_check: bool = False,
+    *,
+    stale_while_revalidate: int = 0,
+    stale_if_error: int = 0,
+    tags: TagsArgument = None,
+    single_flight: bool = True,
+    per_user: bool | Callable[[], object] = False,
+    query_params: Collection[str] | None = None,
 ) -> Callable[[F], F]:
     """Build the decorator; see :meth:`flask_stash.Cache.cached`."""
     check_timeout(timeout)
@@ -84,74 +520,53 @@ def cached(
         check_callable(label, value)
     if not (callable(key_prefix) or isinstance(key_prefix, str)):
         raise TypeError(f"key_prefix must be a string or a callable, got {key_prefix!r}")
-    # A key built from the request applies only to safe methods. A fixed
-    # key_prefix caches a value, not a page, so the method does not matter.
-    from_request = make_cache_key is not None or (
-        isinstance(key_prefix, str) and "%s" in key_prefix
+    for label, seconds in (
+        ("stale_while_revalidate", stale_while_revalidate),
+        ("stale_if_error", stale_if_error),
+    ):
+        if type(seconds) is not int or seconds < 0:
+            raise ValueError(f"{label} must be a whole number of seconds, 0 or more")
+    check_tags(tags)
+    if isinstance(query_params, str):
+        raise TypeError("query_params must be a list of parameter names, not a string")
+    options = ViewOptions(
+        timeout=timeout,
+        key_prefix=key_prefix,
+        unless=unless,
+        forced_update=forced_update,
+        response_filter=response_filter,
+        query_string=query_string,
+        hash_method=hash_method,
+        cache_none=cache_none,
+        make_cache_key=make_cache_key,
+        source_check=source_check,
+        stale_while_revalidate=stale_while_revalidate,
+        stale_if_error=stale_if_error,
+        tags=tags,
+        single_flight=single_flight,
+        per_user=per_user,
+        query_params=frozenset(query_params) if query_params is not None else None,
     )
 
     def decorator(f: F) -> F:
-        name = function_name(f)
+        view = CachedView(cache, f, options)
         bypass = bypass_for(unless, f)
-        suffix = f"|src:{source_hash(f, hash_method)}" if source_check else ""
-
-        def key_for(req: Request | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-            if make_cache_key is not None:
-                key = make_cache_key(*args, **kwargs)
-            elif callable(key_prefix):
-                key = key_prefix()
-            elif "%s" in key_prefix:
-                if req is None:
-                    raise RuntimeError(f"{name}: a key built from the request needs a request")
-                key = view_key(
-                    key_prefix % req.path,
-                    req.method,
-                    req.host,
-                    req.environ.get("QUERY_STRING", "") if query_string else None,
-                    hash_method,
-                )
-            else:
-                key = key_prefix
-            return key + suffix
-
-        def make_key(*args: Any, **kwargs: Any) -> str:
-            """Return the key the current request would use."""
-            return key_for(current_request(), args, kwargs)
 
         @functools.wraps(f)
         def decorated(*args: Any, **kwargs: Any) -> Any:
             if bypass is not None and bypass(args, kwargs):
-                return f(*args, **kwargs)
-            req = current_request()
-            if from_request and (req is None or req.method not in _CACHEABLE_METHODS):
-                return f(*args, **kwargs)
-            state = cache.state()
-            key = key_for(req, args, kwargs)
-            if forced_update is None or not forced_update():
-                value = state.get(key, name)
-                if value is not None:
-                    state.stats.hit(name)
-                    return thaw(value)
-            state.stats.miss(name)
-            rv = f(*args, **kwargs)
-            if response_filter is not None and not response_filter(rv):
-                state.stats.skip(name, "response_filter")
-                return rv
-            if rv is None and not cache_none:
-                return rv
-            try:
-                value = freeze(rv) if req is not None else (CACHED_NONE if rv is None else rv)
-            except NotCacheableError as err:
-                state.stats.skip(name, "not serializable")
-                state.warn_once(name, "not serializable", f"{name}: response not cached: {err}")
-                return rv
-            store_result(state, name, key, value, decorated.cache_timeout)  # type: ignore[attr-defined]
-            return rv
+                return view.call(args, kwargs)
+            return view(args, kwargs)
+
+        def make_key(*args: Any, **kwargs: Any) -> str:
+            """Return the key the current request would use."""
+            return view.key(current_request(), args, kwargs)
 
         wrapper = cast(Any, decorated)
         wrapper.uncached = f
         wrapper.cache_timeout = timeout
         wrapper.make_cache_key = make_key
+        view.decorated = wrapper
         return cast(F, decorated)
 
     return decorator

@@ -50,6 +50,9 @@ class BaseStore:
 
     #: A short name for logs and ``flask cache ping``.
     name = "base"
+    #: Whether other processes see this store's entries. Cross-process locks
+    #: and entry signing apply only to stores that are shared.
+    shared = True
 
     def __init__(self, default_timeout: int = 300, key_prefix: str = "") -> None:
         if default_timeout < 0:
@@ -143,6 +146,7 @@ class NullStore(BaseStore):
     """Stores nothing: every read is a miss. Useful to switch caching off."""
 
     name = "null"
+    shared = False
 
     def get(self, key: str) -> Any:
         return None

@@ -64,6 +64,7 @@ class MemoryStore(BaseStore):
     """A thread-safe LRU dictionary with expiry, bounded by entries and bytes."""
 
     name = "memory"
+    shared = False
 
     def __init__(
         self,
@@ -150,6 +151,31 @@ class MemoryStore(BaseStore):
                 return None
             self._data.move_to_end(key)
         return self._thaw(entry)
+
+    def get_many(self, *keys: str) -> list[Any]:
+        # One lock for all keys (the view hit path reads an entry and its
+        # tag versions together), and _live inlined: this is the hot path.
+        prefix = self.key_prefix
+        data = self._data
+        now = self.clock()
+        found: list[_Entry | None] = []
+        with self._lock:
+            for key in keys:
+                full = prefix + key
+                entry = data.get(full)
+                if entry is not None:
+                    if entry.expires and entry.expires <= now:
+                        del data[full]
+                        self._bytes -= entry.size
+                        entry = None
+                    else:
+                        data.move_to_end(full)
+                found.append(entry)
+        loads = self.serializer.loads
+        return [
+            None if entry is None else loads(entry.value) if entry.pickled else entry.value
+            for entry in found
+        ]
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         entry = self._entry(value, timeout)

@@ -20,12 +20,20 @@ argument (``CACHE_REDIS_MODE``: ``standalone``, ``sentinel`` or
 then whether Sentinel addresses or Cluster nodes were given. The mode has to
 be worked out this way because the store never learns which ``CACHE_TYPE``
 alias (``RedisSentinelCache``, ``RedisClusterCache``...) named it.
+
+Client-side caching (``CACHE_REDIS_CLIENT_CACHE``) keeps a copy of hot
+entries in the process and lets the server say when one changed; see
+:class:`InvalidationWatcher` for why this store does it itself rather than
+through redis-py's own client cache.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -47,7 +55,9 @@ except ImportError as err:
 from ..serializers import PickleSerializer, Serializer
 from .base import BaseStore, StoreConfig
 
-__all__ = ["RedisStore"]
+__all__ = ["InvalidationWatcher", "RedisStore"]
+
+logger = logging.getLogger("flask_stash")
 
 MODES = ("standalone", "sentinel", "cluster")
 _URL_MODES = {
@@ -185,6 +195,182 @@ def _target_from_url(parts: SplitResult, mode: str | None, fallback: _Target) ->
     )
 
 
+def _text(value: Any) -> str:
+    """Read a reply field that is bytes, or str under ``decode_responses``."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class InvalidationWatcher:
+    """A connection of its own on which the server reports changed keys.
+
+    It turns on client tracking in broadcast mode for one key prefix
+    (``CLIENT TRACKING ON BCAST PREFIX <prefix> REDIRECT <its own id>``) and
+    subscribes to ``__redis__:invalidate``; from then on the server sends it
+    the name of every key under the prefix that is written, deleted, expired
+    or evicted, by any client, and ``None`` for a FLUSHDB. A thread reads the
+    messages and hands the keys, without the prefix, to ``on_change``.
+
+    Why not redis-py's own client-side cache (``protocol=3`` with
+    ``cache_config``): redis-py refuses to use it with a server older than
+    Redis 7.4, or one that does not call itself "redis", and many servers in
+    use are older (Debian 12 ships 7.0). Broadcast tracking over RESP2 works
+    with Redis 6.0 and later. Broadcast mode is needed because reads go
+    through pooled connections: tracking what each connection read would
+    need tracking turned on for every one of them.
+
+    ``on_change(None)`` also means "anything may have changed": it is sent
+    when the watcher starts hearing (so copies taken before are dropped) and
+    when its connection is lost (messages may have been missed). ``live`` is
+    true only in between. The connection is pinged after ``health_interval``
+    idle seconds, so a link that died silently is noticed within about
+    ``health_interval`` plus the read timeout; it is then opened again, with
+    a growing pause between tries.
+
+    A forked child inherits this object but not its thread; ``live`` notices
+    the new process id and starts a thread for the child.
+    """
+
+    CHANNEL = "__redis__:invalidate"
+    _POLL = 0.05  # seconds between checks for close(); also bounds its wait
+    _RETRY_FIRST = 0.1
+    _RETRY_MAX = 5.0
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        prefix: str,
+        on_change: Callable[[list[str] | None], None],
+        *,
+        read_timeout: float = 1.0,
+        health_interval: float = 1.0,
+    ) -> None:
+        self._connect = connect
+        self.prefix = prefix
+        self._on_change = on_change
+        self._read_timeout = read_timeout
+        self._health_interval = health_interval
+        self._start_lock = threading.Lock()
+        self._pid = -1
+        self._live = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._pid == os.getpid() or self._stop.is_set():
+                return
+            self._pid = os.getpid()
+            # Fresh events: a forked child must not trust its parent's state.
+            self._live = threading.Event()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, name="flask-stash-redis-invalidations", daemon=True
+            )
+            self._thread.start()
+
+    @property
+    def live(self) -> bool:
+        """Whether every change under the prefix is being heard right now."""
+        if self._pid != os.getpid():
+            self._start()
+            return False
+        return self._live.is_set()
+
+    def wait_live(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for the watcher to be hearing changes."""
+        self.live  # noqa: B018 - starts the thread in a forked child
+        return self._live.wait(timeout)
+
+    def close(self) -> None:
+        """Stop the thread and close its connection."""
+        with self._start_lock:
+            self._stop.set()
+            thread = self._thread if self._pid == os.getpid() else None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self._read_timeout + 2 * self._POLL)
+
+    def _notify(self, keys: list[str] | None) -> None:
+        try:
+            self._on_change(keys)
+        except Exception:  # a broken callback must not end the watcher
+            logger.exception("Redis invalidation handler failed")
+
+    def _run(self) -> None:
+        delay = self._RETRY_FIRST
+        was_live = False
+        while not self._stop.is_set():
+            connection: Any = None
+            try:
+                connection = self._connect()
+                self._subscribe(connection)
+                self._notify(None)  # copies taken before now were not watched
+                self._live.set()
+                if not was_live:
+                    logger.info("hearing Redis invalidations for prefix %r", self.prefix)
+                was_live, delay = True, self._RETRY_FIRST
+                self._listen(connection)
+            except Exception as err:
+                if was_live or delay == self._RETRY_FIRST:
+                    logger.warning(
+                        "Redis invalidations for prefix %r are not heard (%s); retrying",
+                        self.prefix,
+                        err,
+                    )
+                was_live = False
+            finally:
+                if self._live.is_set():
+                    self._live.clear()
+                    self._notify(None)  # messages may have been missed
+                if connection is not None:
+                    connection.disconnect()
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self._RETRY_MAX)
+
+    def _subscribe(self, connection: Any) -> None:
+        """Turn on broadcast tracking, sent to this same connection's subscription."""
+        timeout = self._read_timeout
+        connection.send_command("CLIENT", "ID")
+        client_id = connection.read_response(timeout=timeout)
+        tracking: list[Any] = ["CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST"]
+        if self.prefix:
+            tracking += ["PREFIX", self.prefix]
+        connection.send_command(*tracking)
+        connection.read_response(timeout=timeout)
+        connection.send_command("SUBSCRIBE", self.CHANNEL)
+        connection.read_response(timeout=timeout)
+
+    def _listen(self, connection: Any) -> None:
+        idle_since = time.monotonic()
+        while not self._stop.is_set():
+            if connection.can_read(timeout=self._POLL):
+                self._handle(connection.read_response(timeout=self._read_timeout))
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= self._health_interval:
+                # A dead link fails the PING, or times out the read below.
+                connection.send_command("PING")
+                while not self._handle(connection.read_response(timeout=self._read_timeout)):
+                    pass
+                idle_since = time.monotonic()
+
+    def _handle(self, reply: Any) -> bool:
+        """Act on one message; return whether it was the answer to a PING."""
+        if not isinstance(reply, list) or not reply:
+            return False
+        kind = _text(reply[0])
+        if kind == "pong":
+            return True
+        if kind == "message" and len(reply) == 3 and _text(reply[1]) == self.CHANNEL:
+            names = reply[2]
+            if names is None:
+                self._notify(None)
+            else:
+                cut = len(self.prefix)
+                self._notify([_text(name)[cut:] for name in names])
+        return False
+
+
 class RedisStore(BaseStore):
     """A store on Redis, through redis-py and its connection pool.
 
@@ -205,6 +391,15 @@ class RedisStore(BaseStore):
 
     ``inc`` and ``dec`` use INCRBY/DECRBY, so they expect the serializer to
     write integers as ASCII digits, as the default one does.
+
+    ``CACHE_REDIS_CLIENT_CACHE = True`` (or ``client_cache`` in
+    ``CACHE_OPTIONS``) makes :meth:`from_config` return this store behind a
+    :class:`~flask_stash.stores.near.NearStore` that the server keeps
+    current (see :meth:`watch_invalidations`): hot entries are read from the
+    process, and a write by any client drops the copy within milliseconds,
+    so no staleness bound (ttl) is needed. ``CACHE_REDIS_CLIENT_CACHE_MAX_SIZE``
+    (``client_cache_max_size``, default 1000) bounds the number of copies.
+    It works with a standalone server only; Sentinel and Cluster are refused.
     """
 
     name = "redis"
@@ -277,8 +472,9 @@ class RedisStore(BaseStore):
         ``redis_db``, ``redis_username``, ``redis_password``, ``redis_mode``,
         ``redis_sentinels``, ``redis_sentinel_master``,
         ``redis_sentinel_username``, ``redis_sentinel_password``,
-        ``redis_cluster``, ``redis_socket_timeout``, ``redis_connect_timeout``
-        and ``redis_allow_flush``. ``CACHE_URL`` wins over ``redis_url``.
+        ``redis_cluster``, ``redis_socket_timeout``, ``redis_connect_timeout``,
+        ``redis_allow_flush``, ``redis_client_cache`` and
+        ``redis_client_cache_max_size``. ``CACHE_URL`` wins over ``redis_url``.
         """
         settings = config.settings
         readers: dict[str, tuple[str, Any]] = {
@@ -306,7 +502,23 @@ class RedisStore(BaseStore):
             kwargs["url"] = config.url
         kwargs["serializer"] = config.serializer
         kwargs.update(config.options)
-        return cls(default_timeout=config.default_timeout, key_prefix=config.key_prefix, **kwargs)
+        # Not constructor arguments: they choose what wraps the store.
+        client_cache = _flag(kwargs.pop("client_cache", settings.get("redis_client_cache")))
+        max_size = int(
+            kwargs.pop("client_cache_max_size", None)
+            or settings.get("redis_client_cache_max_size")
+            or 1000
+        )
+        store = cls(default_timeout=config.default_timeout, key_prefix=config.key_prefix, **kwargs)
+        if not client_cache:
+            return store
+        from .near import NearStore
+
+        try:
+            return NearStore(store, None, max_entries=max_size, track=True)
+        except BaseException:
+            store.close()
+            raise
 
     # -- the client ------------------------------------------------------------
 
@@ -369,6 +581,38 @@ class RedisStore(BaseStore):
             nodes = client.get_primaries()  # type: ignore[no-untyped-call]
             return [client.get_redis_connection(node) for node in nodes]
         return [client]
+
+    def watch_invalidations(
+        self, on_change: Callable[[list[str] | None], None]
+    ) -> InvalidationWatcher:
+        """Start hearing which keys under this store's prefix change; see InvalidationWatcher.
+
+        *on_change* gets the changed keys without the prefix, or None when any
+        key may have changed. The caller closes the watcher; closing the
+        store does not. Only a standalone server can be watched: Sentinel
+        would need the watcher to follow a failover and Cluster one watcher
+        per primary, which this store does not do.
+        """
+        if self.target.mode != "standalone":
+            raise ValueError(
+                "Redis client-side caching (server invalidation) is supported for a "
+                "standalone server only (redis://, rediss://, unix:// or host/port), "
+                f"not in {self.target.mode} mode"
+            )
+        client = self.client
+        if not isinstance(client, redis.Redis):  # pragma: no cover - mode checked above
+            raise TypeError(f"expected a standalone client, got {type(client).__qualname__}")
+        pool = client.connection_pool
+
+        def connect() -> Any:
+            # RESP2 whatever the pool speaks: invalidations then arrive as
+            # plain pub/sub messages, readable with any parser.
+            return pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+
+        read_timeout = self.client_options.get("socket_timeout") or 1.0
+        return InvalidationWatcher(
+            connect, self.key_prefix, on_change, read_timeout=float(read_timeout)
+        )
 
     # -- helpers ---------------------------------------------------------------
 
