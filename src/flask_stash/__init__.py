@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from .errors import ConfigurationError, SerializationError, StashError
 from .extension import Cache
+from .responses import CachedResponse
 from .stats import Counters, Stats
 from .stores import BaseStore, MemoryStore, NullStore
 
 __all__ = [
     "BaseStore",
     "Cache",
+    "CachedResponse",
     "ConfigurationError",
     "Counters",
     "MemoryStore",

@@ -17,6 +17,7 @@ from .errors import ConfigurationError
 from .http import DEFAULT_CACHEABLE_STATUSES
 from .serializers import ALGORITHMS, Serializer, make_serializer
 from .stores import BaseStore, StoreConfig, build_store, resolve_store_class, type_for_url
+from .stores.near import wrap_near
 
 __all__ = ["DEFAULTS", "Settings", "load_settings"]
 
@@ -40,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_X_CACHE_HEADER": False,
     "CACHE_LOCK_TIMEOUT": 30,
     "CACHE_LOCK_WAIT": 10.0,
+    "CACHE_NEAR_TTL": None,
+    "CACHE_NEAR_MAX_ENTRIES": 1000,
 }
 
 # Keys older tutorials use, which no version of the extension ever read.
@@ -71,6 +74,8 @@ class Settings:
     x_cache_header: bool = False
     lock_timeout: int = 30
     lock_wait: float = 10.0
+    near_ttl: float | None = None
+    near_max_entries: int = 1000
     namespace: Mapping[str, Any] = field(default_factory=dict)
 
     def store_config(self) -> StoreConfig:
@@ -85,7 +90,14 @@ class Settings:
         )
 
     def build_store(self) -> BaseStore:
-        return build_store(self.store_type, self.store_config())
+        store = build_store(self.store_type, self.store_config())
+        if not self.near_ttl:
+            return store
+        try:
+            return wrap_near(store, self.near_ttl, self.near_max_entries)
+        except ValueError as err:
+            store.close()
+            raise ConfigurationError(f"CACHE_NEAR_TTL: {err}") from err
 
 
 def _number(values: Mapping[str, Any], key: str, minimum: float, *, integer: bool = True) -> Any:
@@ -174,6 +186,10 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         x_cache_header=merged["CACHE_X_CACHE_HEADER"],
         lock_timeout=_number(merged, "CACHE_LOCK_TIMEOUT", 1),
         lock_wait=_number(merged, "CACHE_LOCK_WAIT", 0, integer=False),
+        near_ttl=_number(merged, "CACHE_NEAR_TTL", 0, integer=False)
+        if merged["CACHE_NEAR_TTL"] is not None
+        else None,
+        near_max_entries=_number(merged, "CACHE_NEAR_MAX_ENTRIES", 1),
         namespace=namespace,
     )
 

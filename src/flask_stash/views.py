@@ -29,6 +29,7 @@ from .arguments import bypass_for, check_callable, check_timeout
 from .entries import NEEDS_EMPTY_SESSION, PUBLIC, FrozenResponse, VaryIndex, is_fresh
 from .keys import HashMethod, function_name, hash_text, request_host, source_hash, view_key
 from .memoize import FunctionCache, TagsArgument, check_tags
+from .responses import CachedResponse
 from .tags import current_versions, matches, url_tag
 
 if TYPE_CHECKING:
@@ -438,6 +439,8 @@ class CachedView:
         read_cookies: bool,
     ) -> Computed:
         timeout = self.timeout if self.timeout is not None else state.store.default_timeout
+        if isinstance(response, CachedResponse):
+            timeout = response.timeout
         window = max(self.options.stale_while_revalidate, self.options.stale_if_error)
         now = state.clock()
         body = response.get_data()
