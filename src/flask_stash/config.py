@@ -56,6 +56,14 @@ _LOOKALIKES = {
 }
 
 
+# Flask-Caching keys with no counterpart here, and what to do instead.
+_UNSUPPORTED = {
+    "CACHE_SOURCE_CHECK": "pass source_check=True to the decorators that need it",
+    "CACHE_ARGS": "pass the store's keyword arguments in CACHE_OPTIONS",
+    "CACHE_UWSGI_NAME": "the uWSGI cache is not supported; use the disk store",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """The checked configuration of one Cache on one app."""
@@ -119,6 +127,9 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
     for old, new in _LOOKALIKES.items():
         if old in merged and new not in merged:
             logger.warning("%s is not read by Flask-Stash; did you mean %s?", old, new)
+    for key, why in _UNSUPPORTED.items():
+        if merged.get(key):
+            logger.warning("%s is not read by Flask-Stash: %s", key, why)
 
     namespace = {
         key[len("CACHE_") :].lower(): value

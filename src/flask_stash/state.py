@@ -179,7 +179,7 @@ class AppState:
         """Run ``store.<operation>(*args)``; *default* if it fails or is skipped.
 
         A value that cannot be serialized is the caller's problem, not the
-        store's: :class:`SerializationError` is raised, not counted.
+        store's: :class:`~flask_stash.SerializationError` is raised, not counted.
         """
         breaker = self.breaker
         if (breaker.failures or breaker.open_until) and self._skip(name):
