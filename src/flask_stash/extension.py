@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.sansio.blueprints import BlueprintSetupState
 
+from . import cli, jinja
 from . import memoize as _memoize
 from . import tags as _tags
 from . import views as _views
@@ -87,7 +88,9 @@ class Cache:
             old.store.close()
         else:
             app.after_request(self._after_unsafe_method)
-        caches[self] = AppState(settings, store, app.response_class)
+            cli.register(app)  # flask cache ...
+            jinja.register(app)  # {% cache %}
+        caches[self] = AppState(settings, store, app.response_class, sender=app)
 
     def _after_unsafe_method(self, response: Response) -> Response:
         """After a successful POST, PUT, PATCH or DELETE, drop the cached GETs of its URL."""

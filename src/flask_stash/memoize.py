@@ -102,10 +102,10 @@ class FunctionCache:
             return entry, versions, None
         return None, versions, entry if now < entry.stale_until else None
 
-    def _hit(self, state: AppState, entry: MemoEntry) -> Any:
-        state.stats.hit(self.name)
+    def _hit(self, state: AppState, entry: MemoEntry, key: str) -> Any:
+        state.stats.hit(self.name, key)
         if not is_fresh(entry.fresh_until, state.clock()):
-            state.stats.skip(self.name, "served stale")
+            state.stats.skip(self.name, "served stale", key)
         return entry.value
 
     def get_or_compute(
@@ -116,8 +116,8 @@ class FunctionCache:
         if entry is not None:
             if not is_fresh(entry.fresh_until, state.clock()):
                 self.refresh(state, key, tags, lambda: compute())
-            return self._hit(state, entry)
-        state.stats.miss(self.name)
+            return self._hit(state, entry, key)
+        state.stats.miss(self.name, key)
 
         def run() -> tuple[_Outcome, bool]:
             value, stored = self.compute_and_store(state, key, tags, versions, stale, compute)
@@ -137,7 +137,7 @@ class FunctionCache:
         # mutable object.
         found, versions, stale = self.lookup(state, key, keys)
         if found is not None:
-            return self._hit(state, found)
+            return self._hit(state, found, key)
         return self.compute_and_store(state, key, tags, versions, stale, compute)[0]
 
     async def aget_or_compute(
@@ -149,19 +149,19 @@ class FunctionCache:
         if entry is not None:
             if not is_fresh(entry.fresh_until, state.clock()):
                 self.refresh(state, key, tags, lambda: asyncio.run(_awaited(compute)))
-            return self._hit(state, entry)
-        state.stats.miss(self.name)
+            return self._hit(state, entry, key)
+        state.stats.miss(self.name, key)
         try:
             rv = await compute()
         except Exception:
             if stale is None:
                 raise
-            return self._serve_stale(state, stale)
+            return self._serve_stale(state, stale, key)
         return self.store(state, key, tags, versions, rv)[0]
 
-    def _serve_stale(self, state: AppState, stale: MemoEntry) -> Any:
+    def _serve_stale(self, state: AppState, stale: MemoEntry, key: str) -> Any:
         logger.warning("%s raised; serving the stale entry (stale_if_error)", self.name)
-        state.stats.skip(self.name, "stale_if_error")
+        state.stats.skip(self.name, "stale_if_error", key)
         return stale.value
 
     def compute_and_store(
@@ -178,7 +178,7 @@ class FunctionCache:
         except Exception:
             if stale is None:
                 raise
-            return self._serve_stale(state, stale), False
+            return self._serve_stale(state, stale, key), False
         return self.store(state, key, tags, versions, rv)
 
     def store(
@@ -188,7 +188,7 @@ class FunctionCache:
         if rv is None and not self.cache_none:
             return rv, False
         if self.response_filter is not None and not self.response_filter(rv):
-            state.stats.skip(self.name, "response_filter")
+            state.stats.skip(self.name, "response_filter", key)
             return rv, False
         tokens = current_versions(state, self.name, tags, versions)
         if None in tokens:
@@ -205,11 +205,11 @@ class FunctionCache:
                 state.call(self.name, "set", False, key, entry, timeout + window if timeout else 0)
             )
         except SerializationError as err:
-            state.stats.skip(self.name, "not serializable")
+            state.stats.skip(self.name, "not serializable", key)
             state.warn_once(self.name, "not serializable", f"{self.name}: result not cached: {err}")
             return rv, False
         if stored:
-            state.stats.stored(self.name)
+            state.stats.stored(self.name, key)
         return rv, stored
 
     def refresh(

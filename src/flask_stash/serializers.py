@@ -57,7 +57,8 @@ def _is_counter(value: Any) -> bool:
 
 
 def _is_digits(data: bytes) -> bool:
-    return bool(data) and (data[:1].isdigit() or (data[:1] == b"-" and data[1:2].isdigit()))
+    """Whether *data* is a counter: an optional minus sign, then ASCII digits only."""
+    return (data[1:] if data[:1] == b"-" else data).isdigit()
 
 
 class PickleSerializer:

@@ -35,13 +35,18 @@ class AppState:
     """Per-app state of one Cache, kept in ``app.extensions["cache"][cache]``."""
 
     def __init__(
-        self, settings: Settings, store: BaseStore, response_class: type[Any] | None = None
+        self,
+        settings: Settings,
+        store: BaseStore,
+        response_class: type[Any] | None = None,
+        sender: object | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         #: The app's response class, kept here so a hit needs no ``current_app``.
         self.response_class = response_class
-        self.stats = Stats()
+        #: Counters; signals about them are sent with *sender* (the app).
+        self.stats = Stats(sender)
         self.breaker = CircuitBreaker(settings.failure_threshold, settings.retry_interval)
         self.flight = SingleFlight(lock_timeout=settings.lock_timeout, wait=settings.lock_wait)
         #: Wall-clock time for entry freshness; tests replace it to move time.
@@ -96,7 +101,7 @@ class AppState:
 
     def failed(self, exc: BaseException, operation: str, name: str) -> None:
         """Count a store failure, and log it unless one was logged just now."""
-        self.stats.error(name)
+        self.stats.error(name, exc, operation=operation)
         self._thread.failed = True
         opened = self.breaker.failure()
         now = time.monotonic()

@@ -8,7 +8,8 @@ every process, even on memcached, which cannot list its keys.
 
 A missing token (never created, or evicted) never matches an entry: entries
 are stored only under tokens that exist, so losing a token can only turn
-entries into misses, never bring old ones back.
+entries into misses, never bring old ones back. A token that cannot be read
+(signed under an old secret) is replaced.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def current_versions(
                 token = fresh
             else:
                 token = state.call(name, "get", None, key)
+                if not isinstance(token, str) and state.call(name, "set", False, key, fresh, 0):
+                    # The key holds something unreadable (written under an
+                    # old secret, say): replace it, or nothing under this tag
+                    # could ever be stored again.
+                    token = fresh
         versions.append(token if isinstance(token, str) else None)
     return tuple(versions)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import json
 import logging
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -45,7 +46,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 _CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 #: Set in the environ of the background request that refreshes a stale entry.
 REVALIDATE = "flask_stash.revalidate"
-_ABSENT = "\x00"  # a header the request did not send, unlike an empty one
 _MISSING = object()
 
 
@@ -75,9 +75,14 @@ def peek_session() -> SessionMixin | None:
 
 
 def variant_key(key: str, names: Sequence[str], req: Request) -> str:
-    """The key of the variant of *key* that *req*'s headers select (Vary)."""
-    values = "|".join(f"{name}={req.headers.get(name, _ABSENT)}" for name in names)
-    return f"{key}|vary:{values}"
+    """The key of the variant of *key* that *req*'s headers select (Vary).
+
+    The values are written as a JSON list, which no header value can forge
+    (a separator inside a value is escaped), and where an absent header
+    (null) differs from an empty one ("").
+    """
+    values = json.dumps([req.headers.get(name) for name in names])
+    return f"{key}|vary:{hash_text(values)[:32]}"
 
 
 @dataclass
@@ -243,16 +248,16 @@ class CachedView:
             ):
                 now = state.clock()
                 if is_fresh(entry.fresh_until, now):
-                    state.stats.hit(self.name)
+                    state.stats.hit(self.name, key)
                     return self.respond(state, entry, req, now, "HIT")
                 if now < entry.fresh_until + options.stale_while_revalidate:
                     self.refresh_in_background(state, req, key)
-                    state.stats.hit(self.name)
-                    state.stats.skip(self.name, "served stale")
+                    state.stats.hit(self.name, key)
+                    state.stats.skip(self.name, "served stale", key)
                     return self.respond(state, entry, req, now, "STALE")
                 if now < entry.stale_until:
                     stale = entry
-        state.stats.miss(self.name)
+        state.stats.miss(self.name, key)
 
         def compute() -> tuple[Computed, bool]:
             done = self.compute(state, req, key, tags, versions, stale, args, kwargs)
@@ -273,7 +278,7 @@ class CachedView:
             and self.usable_for(frozen, req)
             and (result.variant is None or result.variant == self._variant_of(key, frozen, req))
         ):
-            state.stats.hit(self.name)
+            state.stats.hit(self.name, key)
             return self.respond(state, frozen, req, state.clock(), "MISS")
         return self.compute(state, req, key, tags, versions, stale, args, kwargs).response
 
@@ -318,7 +323,11 @@ class CachedView:
             headers.append(("X-Cache", label))
         if settings.send_cache_control and not http.header_values(headers, "cache-control"):
             remaining = max(0, int(entry.fresh_until - now)) if entry.fresh_until else 31536000
-            headers.append(("Cache-Control", f"public, max-age={remaining}"))
+            # A page kept per user, or only for empty sessions, must not be
+            # shared by a cache in front of the app.
+            personal = self.options.per_user or entry.flags & NEEDS_EMPTY_SESSION
+            scope = "private" if personal else "public"
+            headers.append(("Cache-Control", f"{scope}, max-age={remaining}"))
         response_class = state.response_class or current_app.response_class
         if_none_match = req.environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match is not None:
@@ -379,7 +388,7 @@ class CachedView:
             if stale is None:
                 raise
             logger.warning("%s raised; serving the stale entry (stale_if_error)", self.name)
-            state.stats.skip(self.name, "stale_if_error")
+            state.stats.skip(self.name, "stale_if_error", key)
             return Computed(self.respond(state, stale, req, state.clock(), "STALE"), None)
         finally:
             read_cookies = "cookies" in req.__dict__
@@ -387,15 +396,15 @@ class CachedView:
                 req.__dict__["cookies"] = cookies_before
         response = current_app.make_response(rv)
         if stale is not None and response.status_code >= 500:
-            state.stats.skip(self.name, "stale_if_error")
+            state.stats.skip(self.name, "stale_if_error", key)
             return Computed(self.respond(state, stale, req, state.clock(), "STALE"), None)
         if self.options.response_filter is not None and not self.options.response_filter(rv):
-            state.stats.skip(self.name, "response_filter")
+            state.stats.skip(self.name, "response_filter", key)
             return Computed(response, None)
         reason, flags = self.rules(response, req)
         if reason is not None:
             logger.debug("%s: response not cached: %s", self.name, reason)
-            state.stats.skip(self.name, reason)
+            state.stats.skip(self.name, reason, key)
             if reason == "streamed":
                 state.warn_once(
                     self.name, reason, f"{self.name}: response not cached: it is streamed"
@@ -419,6 +428,9 @@ class CachedView:
             return reason, 0
         flags = PUBLIC if "public" in http.cache_control(headers) else 0
         current = peek_session()
+        if current is not None and current.modified:
+            # Flask will send Set-Cookie after this: the response is one user's.
+            return "session written", 0
         if not per_user and current is not None and current.accessed:
             # The page may depend on who is logged in: keep it only while
             # the session is empty, and serve it only to empty sessions.
@@ -477,7 +489,7 @@ class CachedView:
         else:
             stored = state.call(self.name, "set", False, key, frozen, store_timeout)
         if stored:
-            state.stats.stored(self.name)
+            state.stats.stored(self.name, key)
         if self.cache.state().settings.x_cache_header:
             response.headers["X-Cache"] = "MISS"
         return Computed(response, frozen, variant)
