@@ -29,9 +29,16 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
-## Speed, side by side with a bare Flask view and Flask-Caching.
+## Speed, side by side with a bare Flask view and Flask-Caching: hits, stampedes,
+## the near cache, and a real server (gunicorn loaded by wrk: apt-get install wrk).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+## Build the documentation into docs/_build/html; any warning, or a reference
+## that does not resolve, fails the build.
+.PHONY: docs
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

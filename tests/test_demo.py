@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
+
+import pytest
 
 from flask_stash.demo import create_app
 
@@ -46,3 +49,60 @@ def test_stats_page_counts_per_view() -> None:
     page = client.get("/stats").text
     assert "<code>index</code>" in page
     assert "33%" in page
+
+
+def test_fragment_page_keeps_its_slow_part() -> None:
+    app = create_app()
+    client = app.test_client()
+    started = time.perf_counter()
+    first = client.get("/fragment?n=5").text
+    assert time.perf_counter() - started >= 0.3
+    started = time.perf_counter()
+    second = client.get("/fragment?n=5").text
+    assert time.perf_counter() - started < 0.3
+    assert "2, 3, 5, 7, 11" in first
+
+    def fragment(page: str) -> str:
+        return page[page.index('<p id="primes">') :]
+
+    assert fragment(second) == fragment(first)
+    assert "2, 3, 5, 7, 11, 13, 17" in client.get("/fragment?n=7").text
+    data = client.get("/stats.json").get_json()
+    counters = data["by_name"]["fragment:primes"]
+    assert (counters["hits"], counters["misses"], counters["stores"]) == (1, 2, 2)
+
+
+def test_history_feeds_the_chart() -> None:
+    client = create_app().test_client()
+    assert client.get("/stats/history.json").get_json()["points"] == []
+    client.get("/?name=a")
+    client.get("/?name=a")
+    client.get("/?name=a")
+    history = client.get("/stats/history.json").get_json()
+    assert history["window"] == 300
+    assert sum(point["hits"] for point in history["points"]) == 2
+    assert sum(point["misses"] for point in history["points"]) == 1
+    for point in history["points"]:
+        assert history["now"] - 300 < point["t"] <= history["now"]
+        assert 0 <= point["ratio"] <= 1
+
+
+def test_stats_page_has_the_chart_and_its_script() -> None:
+    page = create_app().test_client().get("/stats").text
+    assert '<svg id="hit-ratio-chart"' in page
+    assert 'fetch("/stats/history.json"' in page
+    # Everything inline: no external scripts, styles or images.
+    assert "<script src" not in page
+    assert '<link rel="stylesheet"' not in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+
+
+def test_metrics_are_served_when_prometheus_client_is_installed() -> None:
+    pytest.importorskip("prometheus_client")
+    client = create_app().test_client()
+    client.get("/?name=a")
+    text = client.get("/metrics").text
+    assert (
+        'flask_stash_misses_total{name="flask_stash.demo.app.create_app.<locals>.index"} 1.0'
+        in (text)
+    )

@@ -1,17 +1,33 @@
-"""Counters of what the cache did, per view and in total.
+"""Counters of what the cache did, per view and in total, and signals about it.
 
 Increments are plain attribute additions without a lock: under heavy
 threading a count may very rarely be lost, which is acceptable for
 statistics and keeps the hit path free of locks.
+
+Each event is also sent as a blinker signal (see :mod:`.signals`), but only
+when something listens: with no receivers connected, an event costs one
+truth test of an empty dict, and no keyword arguments are built.
+
+Counters live in the process that counted them: every worker of a server
+has its own.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
-__all__ = ["Counters", "Stats"]
+from flask import current_app, has_app_context
+
+from .signals import cache_error, cache_hit, cache_miss, cache_skipped, cache_stored
+
+__all__ = ["Counters", "History", "Stats"]
 
 
 @dataclass
@@ -40,12 +56,101 @@ class Counters:
         }
 
 
-class Stats:
-    """Counters for every view and function one Cache has seen on one app."""
+class History:
+    """Hits and misses per wall-clock second over the last *seconds* seconds.
 
-    def __init__(self) -> None:
+    It is sampled, not fed by every lookup, so the hit path pays nothing for
+    it: :meth:`sample` records the running totals of *counters* once per
+    call, keeping one sample per second in a deque bounded to *seconds*
+    entries, and the lookups of a second are the difference between two
+    samples. Call it as often as convenient (the demo app calls it after
+    every request); :meth:`points` samples too. Lookups made between two
+    samples further apart than a second are put in the later second.
+    """
+
+    def __init__(
+        self,
+        counters: Callable[[], Counters],
+        seconds: int = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if seconds < 1:
+            raise ValueError("seconds must be 1 or more")
+        self.counters = counters
+        self.seconds = seconds
+        self.clock = clock
+        #: ``(second, hits so far, misses so far)``, oldest first; one more
+        #: than the window, to difference the window's first second against.
+        self.samples: deque[tuple[int, int, int]] = deque(maxlen=seconds + 1)
+        self._lock = threading.Lock()
+        self.clear()
+
+    def sample(self) -> None:
+        """Record the running totals for the current second."""
+        second = int(self.clock())
+        total = self.counters()
+        with self._lock:
+            samples = self.samples
+            last = samples[-1][0]
+            if last == second:
+                samples[-1] = (second, total.hits, total.misses)
+            elif last < second:
+                samples.append((second, total.hits, total.misses))
+            elif last - second > self.seconds:
+                # The clock was set far back: start over, the lookups since
+                # the last sample going to this second.
+                _, hits, misses = samples[-1]
+                samples.clear()
+                samples.append((second - 1, hits, misses))
+                samples.append((second, total.hits, total.misses))
+            # else a thread that read the clock just before another one: drop it
+
+    def points(self) -> list[dict[str, Any]]:
+        """The seconds of the window that saw lookups, oldest first.
+
+        Each is ``{"t": second, "hits": n, "misses": n, "ratio": hits / lookups}``.
+        """
+        self.sample()
+        with self._lock:
+            samples = list(self.samples)
+        start = samples[-1][0] - self.seconds
+        found = []
+        for (_, hits_before, misses_before), (second, hits, misses) in pairwise(samples):
+            hits -= hits_before
+            misses -= misses_before
+            if second > start and hits + misses > 0:
+                ratio = hits / (hits + misses)
+                found.append({"t": second, "hits": hits, "misses": misses, "ratio": ratio})
+        return found
+
+    def clear(self) -> None:
+        """Forget the past: count from the totals as they are now."""
+        total = self.counters()
+        with self._lock:
+            self.samples.clear()
+            # A second ago, so that lookups of the current second show.
+            self.samples.append((int(self.clock()) - 1, total.hits, total.misses))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The window, the current second, and :meth:`points`, for a JSON endpoint."""
+        points = self.points()
+        return {"window": self.seconds, "now": self.samples[-1][0], "points": points}
+
+
+class Stats:
+    """Counters for every view and function one Cache has seen on one app.
+
+    *sender* is what signals are sent with (the app); without one, the
+    current app is used. *key* arguments are passed on to signals only.
+    """
+
+    def __init__(self, sender: object | None = None, *, history_seconds: int = 300) -> None:
+        self.sender = sender
         self.total = Counters()
         self.by_name: dict[str, Counters] = {}
+        #: Hits and misses per second, for charts of the hit ratio over time;
+        #: filled by calling its ``sample()`` (see :class:`History`).
+        self.history = History(lambda: self.total, history_seconds)
 
     def for_name(self, name: str) -> Counters:
         counters = self.by_name.get(name)
@@ -53,29 +158,59 @@ class Stats:
             counters = self.by_name.setdefault(name, Counters())
         return counters
 
-    def hit(self, name: str) -> None:
+    def hit(self, name: str, key: str | None = None) -> None:
         self.total.hits += 1
-        self.for_name(name).hits += 1
+        counters = self.by_name.get(name)
+        if counters is None:
+            counters = self.for_name(name)
+        counters.hits += 1
+        if cache_hit.receivers:
+            cache_hit.send(self._sender(), name=name, key=key)
 
-    def miss(self, name: str) -> None:
+    def miss(self, name: str, key: str | None = None) -> None:
         self.total.misses += 1
         self.for_name(name).misses += 1
+        if cache_miss.receivers:
+            cache_miss.send(self._sender(), name=name, key=key)
 
-    def stored(self, name: str) -> None:
+    def stored(self, name: str, key: str | None = None) -> None:
         self.total.stores += 1
         self.for_name(name).stores += 1
+        if cache_stored.receivers:
+            cache_stored.send(self._sender(), name=name, key=key)
 
-    def error(self, name: str) -> None:
+    def error(
+        self,
+        name: str,
+        exception: BaseException | None = None,
+        key: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        """Count a store failure; *exception* defaults to the one being handled."""
         self.total.errors += 1
         self.for_name(name).errors += 1
+        if cache_error.receivers:
+            if exception is None:
+                exception = sys.exc_info()[1]
+            cache_error.send(
+                self._sender(), name=name, key=key, exception=exception, operation=operation
+            )
 
-    def skip(self, name: str, reason: str) -> None:
+    def skip(self, name: str, reason: str, key: str | None = None) -> None:
         self.total.skips[reason] += 1
         self.for_name(name).skips[reason] += 1
+        if cache_skipped.receivers:
+            cache_skipped.send(self._sender(), name=name, key=key, reason=reason)
+
+    def _sender(self) -> object:
+        if self.sender is not None:
+            return self.sender
+        return current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
 
     def reset(self) -> None:
         self.total = Counters()
         self.by_name.clear()
+        self.history.clear()
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,12 @@
 - ``/shop/``: a blueprint with app-level and blueprint-level
   ``before_request`` hooks, which run on every request, hits included
   (the ``X-Hooks`` header and the statistics page show their order);
-- ``/stats``: hits, misses, stores and errors per view (``/stats.json`` too).
+- ``/fragment``: a page rendered on every request, with a slow part kept
+  by the ``{% cache %}`` template tag;
+- ``/stats``: hits, misses, stores, skips and errors per view, and the hit
+  ratio over the last five minutes as a chart, fed by ``/stats/history.json``
+  (``/stats.json`` has the counters);
+- ``/metrics``: the counters for Prometheus, when prometheus-client is installed.
 """
 
 from __future__ import annotations
@@ -39,6 +44,18 @@ def shop_index() -> str:
     return render_template("shop.html", computed_at=time.strftime("%H:%M:%S"))
 
 
+def primes(n: int) -> list[int]:
+    """The first *n* primes, slowly: the work a cached fragment saves."""
+    time.sleep(0.3)
+    found: list[int] = []
+    candidate = 2
+    while len(found) < max(0, min(n, 1000)):
+        if all(candidate % p for p in found if p * p <= candidate):
+            found.append(candidate)
+        candidate += 1
+    return found
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the demo app; *config* overrides its defaults (tests use this)."""
     app = Flask(__name__)
@@ -57,6 +74,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if request.blueprint == "shop":
             HOOK_TRACE[:] = g.hooks
             response.headers["X-Hooks"] = ", ".join(g.hooks)
+        # One sample of the running totals per second, for the chart on /stats.
+        cache.stats.history.sample()
         return response
 
     @app.route("/")
@@ -73,6 +92,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         took = time.perf_counter() - started
         return render_template("slow.html", took=took, computed_at=time.strftime("%H:%M:%S"))
 
+    @app.route("/fragment")
+    def fragment() -> str:
+        n = request.args.get("n", 10, type=int)
+        return render_template(
+            "fragment.html", n=n, primes=primes, now=lambda: time.strftime("%H:%M:%S")
+        )
+
     @app.route("/stats")
     def stats() -> str:
         return render_template(
@@ -82,6 +108,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.route("/stats.json")
     def stats_json() -> ResponseReturnValue:
         return jsonify(store=cache.cache.describe(), **cache.stats.as_dict())
+
+    @app.route("/stats/history.json")
+    def stats_history() -> ResponseReturnValue:
+        """Hits and misses per second over the last five minutes, for the chart."""
+        return jsonify(cache.stats.history.as_dict())
+
+    try:
+        from flask_stash.metrics import mount_metrics
+    except ImportError:  # the prometheus extra is not installed
+        pass
+    else:
+        mount_metrics(app, cache)
 
     app.register_blueprint(shop)
     return app
