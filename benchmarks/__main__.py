@@ -1,13 +1,42 @@
-"""Run every benchmark: ``python -m benchmarks`` (``make bench``)."""
+"""Run every benchmark: ``python -m benchmarks`` (``make bench``).
+
+One benchmark that fails is reported and the others still run; the exit
+status is then 1.
+"""
 
 from __future__ import annotations
 
-from . import bench_remote, bench_views
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+from . import bench_near, bench_remote, bench_server, bench_stampede, bench_views
+
+BENCHES: list[tuple[str, Callable[[list[str]], None]]] = [
+    ("bench_views", bench_views.main),
+    ("bench_remote", bench_remote.main),
+    ("bench_near", bench_near.main),
+    ("bench_stampede", bench_stampede.main),
+    ("bench_server", bench_server.main),
+]
 
 
 def main() -> None:
-    bench_views.main([])
-    bench_remote.main([])
+    failed = []
+    started = time.monotonic()
+    for name, bench in BENCHES:
+        try:
+            bench([])
+        except Exception:
+            failed.append(name)
+            print(f"\n{name} failed:", file=sys.stderr)
+            traceback.print_exc()
+        sys.stdout.flush()
+    print(f"\nall benchmarks: {time.monotonic() - started:.0f} s")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,9 @@ def raw_get_app(get: Callable[[], Any]) -> Flask:
 
 def stash_app(config: dict[str, Any]) -> Flask:
     app = Flask("stash")
+    # Entries in shared stores are signed. CACHE_SECRET_KEY rather than
+    # SECRET_KEY, so Flask's sessions stay off as in the other apps measured.
+    app.config["CACHE_SECRET_KEY"] = "bench"
     cache = Cache(app, config=config)
     return view_app_with(app, cache.cached(timeout=300))
 

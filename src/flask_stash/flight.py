@@ -31,8 +31,9 @@ logger = logging.getLogger("flask_stash")
 
 T = TypeVar("T")
 
-#: The poll interval doubles while waiting for another process, up to this many times itself.
-BACKOFF_CAP = 8
+#: The poll interval doubles while waiting for another process, up to this
+#: many times itself: small, so a waiter learns of the result soon after.
+BACKOFF_CAP = 4
 
 
 class LockOps(Protocol):
