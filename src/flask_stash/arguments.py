@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Bypass", "bypass_for", "check_callable", "check_timeout"]
+__all__ = ["Bypass", "bypass_for", "check_callable", "check_stale_windows", "check_timeout"]
 
 Bypass = Callable[[tuple[Any, ...], dict[str, Any]], bool]
 
@@ -22,6 +22,15 @@ def check_timeout(timeout: object) -> None:
         raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
     if timeout < 0:
         raise ValueError(f"timeout must be 0 (no expiry) or more seconds, got {timeout!r}")
+
+
+def check_stale_windows(stale_while_revalidate: object, stale_if_error: object) -> None:
+    for label, seconds in (
+        ("stale_while_revalidate", stale_while_revalidate),
+        ("stale_if_error", stale_if_error),
+    ):
+        if type(seconds) is not int or seconds < 0:
+            raise ValueError(f"{label} must be a whole number of seconds, 0 or more")
 
 
 def check_callable(name: str, value: object) -> None:

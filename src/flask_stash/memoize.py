@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union, cast
 
 from flask import current_app
 
-from .arguments import bypass_for, check_callable, check_timeout
+from .arguments import bypass_for, check_callable, check_stale_windows, check_timeout
 from .entries import MemoEntry, is_fresh
 from .errors import SerializationError
 from .keys import HashMethod, bind_arguments, function_name, hash_text, source_hash
@@ -295,12 +295,7 @@ def memoize(
         check_callable(label, value)
     if isinstance(args_to_ignore, str):
         raise TypeError("args_to_ignore must be a list of parameter names, not a string")
-    for label, seconds in (
-        ("stale_while_revalidate", stale_while_revalidate),
-        ("stale_if_error", stale_if_error),
-    ):
-        if type(seconds) is not int or seconds < 0:
-            raise ValueError(f"{label} must be a whole number of seconds, 0 or more")
+    check_stale_windows(stale_while_revalidate, stale_if_error)
     check_tags(tags)
 
     def decorator(f: F) -> F:

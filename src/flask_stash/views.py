@@ -26,7 +26,7 @@ from flask.globals import request_ctx
 from flask.sessions import SessionMixin
 
 from . import http
-from .arguments import bypass_for, check_callable, check_timeout
+from .arguments import bypass_for, check_callable, check_stale_windows, check_timeout
 from .entries import NEEDS_EMPTY_SESSION, PUBLIC, FrozenResponse, VaryIndex, is_fresh
 from .keys import HashMethod, function_name, hash_text, request_host, source_hash, view_key
 from .memoize import FunctionCache, TagsArgument, check_tags
@@ -535,12 +535,7 @@ def cached(
         check_callable(label, value)
     if not (callable(key_prefix) or isinstance(key_prefix, str)):
         raise TypeError(f"key_prefix must be a string or a callable, got {key_prefix!r}")
-    for label, seconds in (
-        ("stale_while_revalidate", stale_while_revalidate),
-        ("stale_if_error", stale_if_error),
-    ):
-        if type(seconds) is not int or seconds < 0:
-            raise ValueError(f"{label} must be a whole number of seconds, 0 or more")
+    check_stale_windows(stale_while_revalidate, stale_if_error)
     check_tags(tags)
     if isinstance(query_params, str):
         raise TypeError("query_params must be a list of parameter names, not a string")
