@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from flask_stash.stores import BaseStore
+
+S = TypeVar("S", bound=BaseStore)
 
 
 @dataclass
@@ -23,3 +27,20 @@ class StoreHarness:
     advance: Callable[[float], None]
     shared: bool
     url: str | None = None
+
+
+@contextmanager
+def closing_factory(cls: Callable[..., S]) -> Iterator[Callable[..., S]]:
+    """Yield a builder of stores that closes every store it built at the end."""
+    stores: list[S] = []
+
+    def make(*args: Any, **kwargs: Any) -> S:
+        store = cls(*args, **kwargs)
+        stores.append(store)
+        return store
+
+    try:
+        yield make
+    finally:
+        for store in stores:
+            store.close()

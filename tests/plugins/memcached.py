@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..harness import StoreHarness
+from ..harness import StoreHarness, closing_factory
 from ..servers import ServerProcess, free_port, require_binary, servers_required
 
 if TYPE_CHECKING:
@@ -62,16 +62,8 @@ def memcached_store_factory() -> Iterator[Callable[..., MemcachedStore]]:
         pytest.importorskip("pymemcache")
     from flask_stash.stores.memcached import MemcachedStore
 
-    stores: list[MemcachedStore] = []
-
-    def make(*args: Any, **kwargs: Any) -> MemcachedStore:
-        store = MemcachedStore(*args, **kwargs)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
+    with closing_factory(MemcachedStore) as make:
+        yield make
 
 
 @pytest.fixture

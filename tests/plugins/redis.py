@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..harness import StoreHarness
+from ..harness import StoreHarness, closing_factory
 from ..servers import ServerProcess, free_port, require_binary, servers_required
 
 if TYPE_CHECKING:
@@ -62,16 +62,8 @@ def redis_store_factory() -> Iterator[Callable[..., RedisStore]]:
         pytest.importorskip("redis")
     from flask_stash.stores.redis import RedisStore
 
-    stores: list[RedisStore] = []
-
-    def make(**kwargs: Any) -> RedisStore:
-        store = RedisStore(**kwargs)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
+    with closing_factory(RedisStore) as make:
+        yield make
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..harness import StoreHarness
+from ..harness import StoreHarness, closing_factory
 from ..servers import ServerProcess, free_port, require_binary, servers_required
 from .memcached import memcached_argv, memcached_binary
 
@@ -59,16 +59,8 @@ def saslmemcached_store_factory() -> Iterator[Callable[..., SASLMemcachedStore]]
         pytest.importorskip("bmemcached")
     from flask_stash.stores.saslmemcached import SASLMemcachedStore
 
-    stores: list[SASLMemcachedStore] = []
-
-    def make(*args: Any, **kwargs: Any) -> SASLMemcachedStore:
-        store = SASLMemcachedStore(*args, **kwargs)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
+    with closing_factory(SASLMemcachedStore) as make:
+        yield make
 
 
 @pytest.fixture
