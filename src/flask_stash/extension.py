@@ -340,7 +340,8 @@ class Cache:
                     return
                 app = current_app._get_current_object()  # type: ignore[attr-defined]
                 view = app.view_functions.get(endpoint)
-                if view is None or endpoint == "static" or getattr(view, "__stash_skip__", False):
+                static = endpoint == "static" or endpoint.endswith(".static")
+                if view is None or static or getattr(view, "__stash_skip__", False):
                     return
                 wrapped: Any = decorator(view)
                 wrapped.__stash_skip__ = True
