@@ -202,9 +202,12 @@ def test_one_of_three_memcached_nodes_killed(
         for path in paths:
             response = client.get("/" + path)
             assert (response.status_code, response.text) == (200, path)
-    # Keys on the living nodes are still hits; only the dead node's are recomputed.
-    hits = sum(1 for path in paths if calls[path] == 1)
-    assert hits >= 10
+    # The dead node's keys (and, one time in three, the namespace version or
+    # a page's URL tag) moved to the other nodes; from then on they serve hits.
+    computed = sum(calls.values())
+    for path in paths:
+        assert client.get("/" + path).text == path
+    assert sum(calls.values()) == computed
 
 
 def test_server_that_never_answers_costs_one_timeout_then_nothing(
