@@ -26,6 +26,7 @@ from tests.servers import ServerProcess, free_port
 
 from flask_stash import Cache
 
+from .bench_views import bare_app
 from .common import environ_for, interleaved, report, wsgi_call
 
 BODY = "x" * 2048
@@ -79,16 +80,6 @@ def flask_caching_app(config: dict[str, Any]) -> Flask:
 def view_app_with(app: Flask, decorator: Callable[[Any], Any]) -> Flask:
     @app.route("/page")
     @decorator
-    def page() -> str:
-        return BODY
-
-    return app
-
-
-def bare_app() -> Flask:
-    app = Flask("bare")
-
-    @app.route("/page")
     def page() -> str:
         return BODY
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Flask, Response
+from flask import Flask
 
 from flask_stash import Cache, Counters, History, MemoryStore, Stats
 
 from .plugins.memory import FakeClock
+from .test_signals import make_app
 
 prometheus_client = pytest.importorskip("prometheus_client")
 
@@ -21,26 +22,6 @@ from flask_stash.metrics import CacheCollector, mount_metrics, register_metrics 
 class BrokenStore(MemoryStore):
     def get_many(self, *keys: str) -> list[Any]:
         raise ConnectionRefusedError("store is down")
-
-
-def make_app(**config: Any) -> tuple[Flask, Cache]:
-    app = Flask(__name__)
-    app.config.update(config)
-    cache = Cache(app)
-
-    @app.route("/")
-    @cache.cached(timeout=60)
-    def index() -> str:
-        return "hello"
-
-    @app.route("/cookie")
-    @cache.cached(timeout=60)
-    def cookie() -> Response:
-        response = Response("with a cookie")
-        response.set_cookie("seen", "1")
-        return response
-
-    return app, cache
 
 
 def scrape(registry: CollectorRegistry) -> str:
@@ -60,8 +41,8 @@ def test_metrics_endpoint_exposes_the_counters() -> None:
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
     text = response.text
-    index = f"{__name__}.make_app.<locals>.index"
-    cookie = f"{__name__}.make_app.<locals>.cookie"
+    index = f"{make_app.__module__}.make_app.<locals>.index"
+    cookie = f"{make_app.__module__}.make_app.<locals>.cookie"
     assert f'flask_stash_hits_total{{name="{index}"}} 2.0' in text
     assert f'flask_stash_misses_total{{name="{index}"}} 1.0' in text
     assert f'flask_stash_stores_total{{name="{index}"}} 1.0' in text
@@ -77,7 +58,7 @@ def test_errors_are_exposed() -> None:
     register_metrics(app, registry=registry)
     assert app.test_client().get("/").text == "hello"
     text = scrape(registry)
-    assert f'flask_stash_errors_total{{name="{__name__}.make_app.<locals>.index"}} 1.0' in text
+    assert f'flask_stash_errors_total{{name="{make_app.__module__}.make_app.<locals>.index"}} 1.0' in text
 
 
 def test_shared_stores_name_their_address() -> None:
