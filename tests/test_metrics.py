@@ -58,7 +58,8 @@ def test_errors_are_exposed() -> None:
     register_metrics(app, registry=registry)
     assert app.test_client().get("/").text == "hello"
     text = scrape(registry)
-    assert f'flask_stash_errors_total{{name="{make_app.__module__}.make_app.<locals>.index"}} 1.0' in text
+    index = f"{make_app.__module__}.make_app.<locals>.index"
+    assert f'flask_stash_errors_total{{name="{index}"}} 1.0' in text
 
 
 def test_shared_stores_name_their_address() -> None:
