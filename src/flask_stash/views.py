@@ -152,7 +152,14 @@ class CachedView:
 
     # -- keys ----------------------------------------------------------------
 
-    def key(self, req: Request | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def key(
+        self,
+        req: Request | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        host: str | None = None,
+    ) -> str:
+        """The entry's key; *host* saves looking the host up again on the hit path."""
         options = self.options
         prefix = options.key_prefix
         if options.make_cache_key is not None:
@@ -166,7 +173,7 @@ class CachedView:
             key = view_key(
                 prefix % req.path,
                 req.method,
-                request_host(environ),
+                request_host(environ) if host is None else host,
                 environ.get("QUERY_STRING", "") if options.query_string else None,
                 options.hash_method,
                 options.query_params,
@@ -187,12 +194,18 @@ class CachedView:
         return hash_text(who, self.options.hash_method)[:32]
 
     def tags(
-        self, req: Request | None, args: tuple[Any, ...], kwargs: dict[str, Any], is_view: bool
+        self,
+        req: Request | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        is_view: bool,
+        host: str | None = None,
     ) -> list[str]:
         tags = self.options.tags
         found = list(tags(*args, **kwargs) if callable(tags) else tags or ())
         if req is not None and is_view:
-            found.insert(0, url_tag(request_host(req.environ), req.path))
+            host = request_host(req.environ) if host is None else host
+            found.insert(0, url_tag(host, req.path))
         return found
 
     # -- the request path ------------------------------------------------------
@@ -211,8 +224,9 @@ class CachedView:
             return self.call(args, kwargs)
         state = self.cache.state()
         state.begin()
-        key = self.key(req, args, kwargs)
-        tags = self.tags(req, args, kwargs, is_view)
+        host = request_host(req.environ) if req is not None else None
+        key = self.key(req, args, kwargs, host)
+        tags = self.tags(req, args, kwargs, is_view, host)
         if req is None or not is_view:
             return self.plain.get_or_compute(state, key, tags, lambda: self.call(args, kwargs))
         return self.serve(state, req, key, tags, args, kwargs)
