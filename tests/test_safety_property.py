@@ -18,7 +18,7 @@ while the backend is down.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -234,6 +234,20 @@ QUERIES: tuple[tuple[tuple[str, str], ...], ...] = (
 )
 
 
+#: What each visitor's browser sends unless a step says otherwise; visitors
+#: differ, so requests of different visitors meet with different headers.
+OWN = "own"
+CLIENT_LANGUAGES: tuple[str | None, ...] = (None, "en", "fr", "")
+CLIENT_THEMES: tuple[str | None, ...] = (None, "dark", "light", "dark")
+
+
+def resolve(step: Request) -> Request:
+    """Replace OWN by the visitor's own Accept-Language and theme cookie."""
+    language = CLIENT_LANGUAGES[step.client] if step.language == OWN else step.language
+    theme = CLIENT_THEMES[step.client] if step.theme == OWN else step.theme
+    return replace(step, language=language, theme=theme)
+
+
 def requests(views: list[str]) -> st.SearchStrategy[Request]:
     return st.builds(
         Request,
@@ -242,9 +256,9 @@ def requests(views: list[str]) -> st.SearchStrategy[Request]:
         view=st.sampled_from(views),
         query=st.sampled_from(QUERIES),
         authorization=st.sampled_from([None, None, "Bearer alice", "Bearer bob"]),
-        language=st.sampled_from([None, "", "en", "fr"]),
-        theme=st.sampled_from([None, "dark", "light"]),
-    )
+        language=st.sampled_from([OWN, OWN, None, "", "en", "fr"]),
+        theme=st.sampled_from([OWN, OWN, None, "dark", "light"]),
+    ).map(resolve)
 
 
 relogins = st.builds(Relogin, client=st.integers(0, CLIENTS - 1), content=st.sampled_from(SESSIONS))
