@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask, Response, request, session, stream_with_context
+from flask import Flask, Response, g, request, session, stream_with_context
 from flask.testing import FlaskClient
 
 from flask_stash import Cache, ConfigurationError
@@ -547,6 +547,26 @@ def test_view_not_reading_cookies_ignores_them(
     assert calls["index"] == 1
 
 
+def test_cookie_read_by_a_before_request_hook_varies_the_page(
+    app: Flask, cache: Cache, calls: Counter[str]
+) -> None:
+    @app.before_request
+    def load_user() -> None:
+        g.user = request.cookies.get("token", "stranger")
+
+    @app.route("/")
+    @cache.cached()
+    def index() -> str:
+        calls["index"] += 1
+        return f"hello {g.user}"
+
+    alice, bob = app.test_client(), app.test_client()
+    alice.set_cookie("token", "alice")
+    bob.set_cookie("token", "bob")
+    assert alice.get("/").text == "hello alice"
+    assert bob.get("/").text == "hello bob"
+
+
 def test_vary_values_cannot_be_confused_with_one_another(
     app: Flask, cache: Cache, calls: Counter[str]
 ) -> None:
@@ -1049,6 +1069,27 @@ def test_plain_data_serializers_cache_pages_with_vary_and_memoized_values(
     assert calls == {"page": 1, "lang": 2, "total": 1}
     with app.app_context():
         assert cache.stats.total.errors == 0
+
+
+def test_forced_update_recomputes_on_a_shared_store(
+    disk_config: dict[str, Any], calls: Counter[str]
+) -> None:
+    app = Flask(__name__)
+    app.config.update(disk_config)
+    _OPEN_APPS.append(app)
+    cache = Cache(app)
+    force = {"on": False}
+
+    @app.route("/")
+    @cache.cached(forced_update=lambda: force["on"])
+    def index() -> str:
+        calls["index"] += 1
+        return f"run {calls['index']}"
+
+    client = app.test_client()
+    assert client.get("/").text == "run 1"
+    force["on"] = True
+    assert client.get("/").text == "run 2"
 
 
 # -- 8. abuse -------------------------------------------------------------------------------

@@ -88,6 +88,9 @@ class Cache:
             old.store.close()
         else:
             app.after_request(self._after_unsafe_method)
+            preprocessors = app.url_value_preprocessors.setdefault(None, [])
+            if _views.forget_cookies not in preprocessors:
+                preprocessors.insert(0, _views.forget_cookies)
             cli.register(app)  # flask cache ...
             jinja.register(app)  # {% cache %}
         caches[self] = AppState(settings, store, app.response_class, sender=app)

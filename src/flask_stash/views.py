@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from flask import Request, Response, current_app, has_request_context, request
 from flask.globals import request_ctx
 from flask.sessions import SessionMixin
+from werkzeug.http import parse_cookie
 
 from . import http
 from .arguments import bypass_for, check_callable, check_stale_windows, check_timeout
@@ -72,6 +73,16 @@ def peek_session() -> SessionMixin | None:
     if found is _MISSING:  # Flask before 3.1 keeps it as a plain attribute
         found = ctx.session
     return cast("SessionMixin | None", found)
+
+
+def forget_cookies(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Drop the request's parsed cookies before any before_request hook runs.
+
+    Opening the session parses them; dropping them here means that finding
+    them parsed again after the view ran shows a hook or the view read them.
+    Registered first among the app's URL value preprocessors by ``init_app``.
+    """
+    request._get_current_object().__dict__.pop("cookies", None)  # type: ignore[attr-defined]
 
 
 def variant_key(key: str, names: Sequence[str], req: Request) -> str:
@@ -189,7 +200,10 @@ class CachedView:
         per_user = self.options.per_user
         if callable(per_user):
             return hash_text(repr(per_user()), self.options.hash_method)[:32]
-        cookie = req.cookies.get(current_app.config["SESSION_COOKIE_NAME"], "")
+        # Parsed here rather than through req.cookies, which would count as
+        # the page reading cookies (see forget_cookies).
+        cookies = parse_cookie(req.environ.get("HTTP_COOKIE", ""))
+        cookie = cookies.get(current_app.config["SESSION_COOKIE_NAME"], "")
         who = f"{cookie}|{req.headers.get('Authorization', '')}"
         return hash_text(who, self.options.hash_method)[:32]
 
@@ -277,7 +291,8 @@ class CachedView:
             done = self.compute(state, req, key, tags, versions, stale, args, kwargs)
             return done, done.frozen is not None
 
-        if not options.single_flight or refreshing:
+        # A forced recompute must not be answered by the entry it replaces.
+        if not options.single_flight or forced:
             return compute()[0].response
         result = state.flight.run(
             key, compute, read=lambda: self.read_back(state, req, key, keys), lock=state.lock()
@@ -395,7 +410,6 @@ class CachedView:
         kwargs: dict[str, Any],
     ) -> Computed:
         """Run the view and store its response if every rule allows it."""
-        cookies_before = req.__dict__.pop("cookies", _MISSING)
         try:
             rv = self.call(args, kwargs)
         except Exception:
@@ -404,10 +418,10 @@ class CachedView:
             logger.warning("%s raised; serving the stale entry (stale_if_error)", self.name)
             state.stats.skip(self.name, "stale_if_error", key)
             return Computed(self.respond(state, stale, req, state.clock(), "STALE"), None)
-        finally:
-            read_cookies = "cookies" in req.__dict__
-            if not read_cookies and cookies_before is not _MISSING:
-                req.__dict__["cookies"] = cookies_before
+        # The extension forgets the parsed cookies before the first hook runs
+        # (forget_cookies), so finding them again means a hook or the view
+        # read them: the page may depend on them.
+        read_cookies = "cookies" in req.__dict__
         response = current_app.make_response(rv)
         if stale is not None and response.status_code >= 500:
             state.stats.skip(self.name, "stale_if_error", key)
