@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["FrozenResponse", "MemoEntry", "VaryIndex", "is_fresh", "is_servable"]
+__all__ = ["FrozenResponse", "MemoEntry", "VaryIndex", "is_fresh"]
 
 #: Flags of a FrozenResponse.
 NEEDS_EMPTY_SESSION = 1  # made while the (empty) session was read
@@ -60,8 +60,3 @@ class VaryIndex(NamedTuple):
 
 def is_fresh(fresh_until: float, now: float) -> bool:
     return not fresh_until or now < fresh_until
-
-
-def is_servable(fresh_until: float, stale_until: float, now: float) -> bool:
-    """Whether the entry may be served at all, fresh or within its stale window."""
-    return not fresh_until or now < max(fresh_until, stale_until)

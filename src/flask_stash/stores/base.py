@@ -16,7 +16,7 @@ no expiry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult
@@ -170,8 +170,3 @@ class NullStore(BaseStore):
 
     def inc(self, key: str, delta: int = 1) -> int | None:
         return delta
-
-
-def prefixed(prefix: str, keys: Iterable[str]) -> list[str]:
-    """Return *keys* with *prefix* in front of each."""
-    return [prefix + key for key in keys]
