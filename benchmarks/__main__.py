@@ -11,10 +11,18 @@ import time
 import traceback
 from collections.abc import Callable
 
-from . import bench_near, bench_remote, bench_server, bench_stampede, bench_views
+from . import (
+    bench_instructions,
+    bench_near,
+    bench_remote,
+    bench_server,
+    bench_stampede,
+    bench_views,
+)
 
 BENCHES: list[tuple[str, Callable[[list[str]], None]]] = [
     ("bench_views", bench_views.main),
+    ("bench_instructions", bench_instructions.main),
     ("bench_remote", bench_remote.main),
     ("bench_near", bench_near.main),
     ("bench_stampede", bench_stampede.main),

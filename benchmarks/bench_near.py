@@ -46,7 +46,7 @@ TARGET = 1.15
 
 def near_copies(app: Flask) -> int:
     """How many entries the app's near cache holds (0 without one)."""
-    for state in app.extensions.get("cache", {}).values():
+    for state in app.extensions.get("flask_stash", {}).values():
         store = getattr(state, "store", None)
         if isinstance(store, NearStore):
             return len(store.local)
@@ -125,7 +125,7 @@ def bench_redis(rounds: int, number: int, ttl: float) -> None:
             verdict(medians)
         finally:
             for app in apps.values():
-                for state in app.extensions.get("cache", {}).values():
+                for state in app.extensions.get("flask_stash", {}).values():
                     close = getattr(getattr(state, "store", None), "close", None)
                     if close is not None:
                         close()

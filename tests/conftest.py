@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from flask import Flask
+
+from flask_stash import Cache
 
 from .harness import StoreHarness
 from .servers import SilentServer
@@ -32,3 +36,19 @@ def silent_server() -> Iterator[SilentServer]:
     server = SilentServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def app() -> Flask:
+    return Flask(__name__)
+
+
+@pytest.fixture
+def cache(app: Flask) -> Cache:
+    return Cache(app)
+
+
+@pytest.fixture
+def calls() -> Counter[str]:
+    """How many times each computation ran, by name."""
+    return Counter()

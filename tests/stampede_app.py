@@ -45,5 +45,5 @@ def fire(url: str, prefix: str, log: str, threads: int, start_at: float, results
         worker.join()
     with open(results, "a") as out:
         out.write("".join(body + "\n" for body in bodies))
-    for state in app.extensions["cache"].values():
+    for state in app.extensions["flask_stash"].values():
         state.store.close()

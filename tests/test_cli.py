@@ -26,7 +26,7 @@ _OPEN_APPS: list[Flask] = []
 def close_stores() -> Iterator[None]:
     yield
     while _OPEN_APPS:
-        for state in _OPEN_APPS.pop().extensions["cache"].values():
+        for state in _OPEN_APPS.pop().extensions["flask_stash"].values():
             state.store.close()
 
 

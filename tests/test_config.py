@@ -161,8 +161,10 @@ def test_init_app_config_overrides_constructor_config() -> None:
 def test_state_lives_in_app_extensions() -> None:
     app = make_app()
     cache = Cache(app)
-    assert app.extensions["cache"][cache] is cache.state(app)
-    assert not hasattr(cache, "app")
+    assert app.extensions["flask_stash"][cache] is cache.state(app)
+    # Where code written for Flask-Caching looks for the store:
+    assert app.extensions["cache"][cache] is cache.state(app).store
+    assert cache.app is app
 
 
 def test_one_cache_on_several_apps_keeps_them_apart() -> None:
@@ -197,12 +199,25 @@ def test_use_without_init_app_says_what_to_do() -> None:
         cache.get("k")
 
 
-def test_use_outside_app_context_says_what_to_do() -> None:
-    cache = Cache(make_app())
+def test_use_outside_app_context_with_one_app_uses_it() -> None:
+    app = make_app()
+    cache = Cache(app)
+    assert cache.set("k", "v")
+    with app.app_context():
+        assert cache.get("k") == "v"
+
+
+def test_use_outside_app_context_with_several_apps_says_what_to_do() -> None:
+    cache = Cache()
+    apps = [make_app(), make_app()]  # held: the Cache keeps only weak references
+    for app in apps:
+        cache.init_app(app)
     with pytest.raises(RuntimeError, match="application context"):
         cache.get("k")
 
 
 def test_lookalike_memcached_keys_are_pointed_out(caplog: pytest.LogCaptureFixture) -> None:
-    Cache(make_app(MEMCACHED_HOST="127.0.0.1:11211"))
-    assert "did you mean CACHE_MEMCACHED_SERVERS" in caplog.text
+    app = make_app(MEMCACHED_HOST="127.0.0.1:11299", CACHE_TYPE="memcached")
+    cache = Cache(app)
+    assert "MEMCACHED_HOST is read as CACHE_MEMCACHED_SERVERS" in caplog.text
+    assert "127.0.0.1:11299" in cache.state(app).store.describe()

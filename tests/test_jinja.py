@@ -72,7 +72,7 @@ def test_fragment_is_rendered_once_then_served_from_the_cache(
     assert render(app, source, work=counting(calls), n=1) == "before [body #1] after 1"
     assert render(app, source, work=counting(calls), n=2) == "before [body #1] after 2"
     assert calls["body"] == 1
-    stats = app.extensions["cache"]
+    stats = app.extensions["flask_stash"]
     counters = next(iter(stats.values())).stats.by_name["fragment:part"]
     assert (counters.hits, counters.misses, counters.stores) == (1, 1, 1)
 
@@ -191,7 +191,7 @@ def test_keys_suit_every_store() -> None:
 def test_make_template_fragment_key_finds_the_entry(app: Flask, calls: Counter[str]) -> None:
     source = '{% cache 60, "card", 7 %}{{ work() }}{% endcache %}'
     render(app, source, work=counting(calls))
-    cache = next(iter(app.extensions["cache"]))
+    cache = next(iter(app.extensions["flask_stash"]))
     with app.app_context():
         assert cache.get(make_template_fragment_key("card", [7])) == "body #1"
         assert cache.delete(make_template_fragment_key("card", vary_on=[7]))
@@ -201,7 +201,7 @@ def test_make_template_fragment_key_finds_the_entry(app: Flask, calls: Counter[s
 def test_the_first_cache_of_the_app_serves_the_tag(app: Flask) -> None:
     second = Cache(app, config={"CACHE_KEY_PREFIX": "second:"})
     render(app, '{% cache 60, "part" %}x{% endcache %}')
-    first_state, second_state = list(app.extensions["cache"].values())
+    first_state, second_state = list(app.extensions["flask_stash"].values())
     assert "fragment:part" in first_state.stats.by_name
     assert "fragment:part" not in second_state.stats.by_name
     assert second.state(app) is second_state
@@ -256,5 +256,5 @@ def test_awkward_names_and_values_are_cached_on_memcached(
     assert render(memcached_app, source, work=work, name=name, value="v w") == "body #1"
     assert render(memcached_app, source, work=work, name=name, value="v w") == "body #1"
     assert render(memcached_app, source, work=work, name=name, value="other") == "body #2"
-    state = next(iter(memcached_app.extensions["cache"].values()))
+    state = next(iter(memcached_app.extensions["flask_stash"].values()))
     assert state.stats.total.errors == 0

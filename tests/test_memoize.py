@@ -19,16 +19,6 @@ def app() -> Iterator[Flask]:
         yield app
 
 
-@pytest.fixture
-def cache(app: Flask) -> Cache:
-    return Cache(app)
-
-
-@pytest.fixture
-def calls() -> Counter[str]:
-    return Counter()
-
-
 def test_equivalent_calls_share_one_entry(cache: Cache, calls: Counter[str]) -> None:
     @cache.memoize()
     def add(a: int, b: int, c: int = 3) -> int:
@@ -176,9 +166,19 @@ def test_delete_memoized_of_a_bound_method(cache: Cache, calls: Counter[str]) ->
     assert calls == {"hi": 2, "yo": 1}
 
 
-def test_delete_memoized_of_an_undecorated_function_says_so(cache: Cache) -> None:
-    with pytest.raises(TypeError, match=r"not decorated with @cache\.memoize"):
-        cache.delete_memoized(len)
+def test_delete_memoized_of_an_undecorated_function_warns_and_returns(
+    cache: Cache, caplog: pytest.LogCaptureFixture
+) -> None:
+    @cache.cached(key_prefix="page")
+    def page() -> str:
+        return "p"
+
+    assert cache.delete_memoized(len) is False
+    assert cache.delete_memoized(page) is False
+    assert cache.delete_memoized_verhash(page) is False
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 3
+    assert all("not decorated with @cache.memoize" in message for message in warnings)
 
 
 def test_args_to_ignore(cache: Cache, calls: Counter[str]) -> None:
@@ -314,13 +314,31 @@ def test_bad_arguments_raise_when_applied(
         cache.memoize(**kwargs)
 
 
-def test_needs_an_app_context() -> None:
+def test_works_outside_an_app_context_with_one_app(calls: Counter[str]) -> None:
     app = Flask(__name__)
     cache = Cache(app)
+
+    @cache.memoize()
+    def f(n: int) -> int:
+        calls["f"] += 1
+        return n
+
+    assert f(1) == f(1) == 1
+    assert calls["f"] == 1
+    assert cache.delete_memoized(f, 1)
+    assert f(1) == 1
+    assert calls["f"] == 2
+
+
+def test_several_apps_and_no_context_asks_for_one() -> None:
+    cache = Cache()
+    apps = [Flask(__name__), Flask(__name__)]  # held: the Cache keeps only weak references
+    for app in apps:
+        cache.init_app(app)
 
     @cache.memoize()
     def f() -> int:
         return 1
 
-    with pytest.raises(RuntimeError, match="application context"):
+    with pytest.raises(RuntimeError, match=r"push one with 'with app\.app_context"):
         f()

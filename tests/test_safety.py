@@ -6,6 +6,8 @@ did not run again, or as one visitor receiving another visitor's page.
 
 from __future__ import annotations
 
+import json
+import logging
 import pickle
 import random
 import string
@@ -36,7 +38,7 @@ def close_stores() -> Iterator[None]:
     """Close the store of every app a test built."""
     yield
     while _OPEN_APPS:
-        for state in _OPEN_APPS.pop().extensions.get("cache", {}).values():
+        for state in _OPEN_APPS.pop().extensions.get("flask_stash", {}).values():
             state.store.close()
 
 
@@ -909,13 +911,15 @@ def test_entries_in_a_shared_store_carry_an_hmac(
 ) -> None:
     app, cache = page_on(redis_config, calls)
     app.test_client().get("/page")
-    raw = raw_redis(app, cache).get(store_key(app, cache))
+    key = store_key(app, cache)
+    raw = raw_redis(app, cache).get(key)
     assert isinstance(raw, bytes)
     mine = SignedSerializer(PickleSerializer(), SECRET.encode())
-    entry = mine.loads(raw)
+    entry = mine.loads(raw, key)
     assert type(entry) is FrozenResponse
     assert entry.body == b"genuine 1"
-    assert SignedSerializer(PickleSerializer(), b"another key").loads(raw) is None
+    assert SignedSerializer(PickleSerializer(), b"another key").loads(raw, key) is None
+    assert mine.loads(raw, key + "x") is None  # the signature covers the key
     with pytest.raises(pickle.UnpicklingError):
         pickle.loads(raw)
 
@@ -990,20 +994,29 @@ def test_cache_secret_key_wins_over_secret_key(
     assert calls["page"] == 2
 
 
-def test_shared_store_without_a_secret_fails_at_init_app(disk_config: dict[str, Any]) -> None:
-    app = Flask(__name__)
-    app.config.update({k: v for k, v in disk_config.items() if k != "SECRET_KEY"})
-    with pytest.raises(ConfigurationError, match="CACHE_SECRET_KEY"):
-        Cache(app)
-
-
-def test_shared_redis_store_without_a_secret_fails_at_init_app(
-    redis_config: dict[str, Any],
+def test_shared_store_without_a_secret_caches_plain_data_and_says_so(
+    disk_config: dict[str, Any], calls: Counter[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = Flask(__name__)
-    app.config.update(CACHE_URL=redis_config["CACHE_URL"])
-    with pytest.raises(ConfigurationError, match="CACHE_SECRET_KEY"):
-        Cache(app)
+    config = {k: v for k, v in disk_config.items() if k != "SECRET_KEY"}
+    with caplog.at_level(logging.WARNING, logger="flask_stash"):
+        app, _ = page_on(config, calls)
+    assert "unsigned" in caplog.text
+    assert "CACHE_SECRET_KEY" in caplog.text
+    client = app.test_client()
+    assert client.get("/page").text == "genuine 1"
+    assert client.get("/page").text == "genuine 1"
+
+
+def test_shared_redis_store_without_a_secret_stores_no_pickle(
+    redis_config: dict[str, Any], calls: Counter[str]
+) -> None:
+    config = {k: v for k, v in redis_config.items() if k != "SECRET_KEY"}
+    app, cache = page_on(config, calls)
+    client = app.test_client()
+    assert client.get("/page").text == "genuine 1"
+    assert client.get("/page").text == "genuine 1"
+    raw = raw_redis(app, cache).get(store_key(app, cache))
+    assert json.loads(raw)["__record__"] == "FrozenResponse"
 
 
 def test_in_process_store_needs_no_secret(calls: Counter[str]) -> None:

@@ -27,7 +27,7 @@ def close_stores() -> Iterator[None]:
     """Close the connections of every app a test built."""
     yield
     while _OPEN_APPS:
-        for state in _OPEN_APPS.pop().extensions["cache"].values():
+        for state in _OPEN_APPS.pop().extensions["flask_stash"].values():
             state.store.close()
 
 

@@ -276,7 +276,7 @@ def test_stale_if_error_serves_the_stale_page(failure: str) -> None:
 
 
 def cache_for(app: Flask) -> Cache:
-    found: Cache = next(iter(app.extensions["cache"]))
+    found: Cache = next(iter(app.extensions["flask_stash"]))
     return found
 
 
@@ -388,7 +388,7 @@ def test_tag_invalidation_is_seen_by_another_app_instance_at_once(harness: Store
     second.test_client().get("/p")
     assert runs["page"] == 2
     for app, _ in apps:
-        for state in app.extensions["cache"].values():
+        for state in app.extensions["flask_stash"].values():
             state.store.close()
 
 

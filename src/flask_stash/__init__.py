@@ -5,12 +5,25 @@ from __future__ import annotations
 from .errors import ConfigurationError, SerializationError, StashError
 from .extension import Cache
 from .jinja import make_template_fragment_key
+from .keys import SUPPORTED_HASH_FUNCTIONS
+from .memoize import function_namespace
 from .responses import CachedResponse
-from .signals import cache_error, cache_hit, cache_miss, cache_skipped, cache_stored
+from .signals import (
+    cache_error,
+    cache_hit,
+    cache_memoize_hit,
+    cache_memoize_miss,
+    cache_miss,
+    cache_skipped,
+    cache_stored,
+    cache_view_hit,
+    cache_view_miss,
+)
 from .stats import Counters, History, Stats
 from .stores import BaseStore, MemoryStore, NullStore
 
 __all__ = [
+    "SUPPORTED_HASH_FUNCTIONS",
     "BaseStore",
     "Cache",
     "CachedResponse",
@@ -24,9 +37,14 @@ __all__ = [
     "Stats",
     "cache_error",
     "cache_hit",
+    "cache_memoize_hit",
+    "cache_memoize_miss",
     "cache_miss",
     "cache_skipped",
     "cache_stored",
+    "cache_view_hit",
+    "cache_view_miss",
+    "function_namespace",
     "make_template_fragment_key",
 ]
 

@@ -6,22 +6,55 @@ decorator, rather than on some later request.
 
 from __future__ import annotations
 
+import datetime
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Union
 
-__all__ = ["Bypass", "bypass_for", "check_callable", "check_stale_windows", "check_timeout"]
+__all__ = [
+    "Bypass",
+    "Predicate",
+    "Timeout",
+    "bypass_for",
+    "check_callable",
+    "check_stale_windows",
+    "check_timeout",
+    "predicate_for",
+    "seconds",
+]
 
 Bypass = Callable[[tuple[Any, ...], dict[str, Any]], bool]
+#: A timeout: seconds, a ``timedelta``, or None for the default.
+Timeout = Union[int, float, datetime.timedelta, None]  # noqa: UP007
 
 
-def check_timeout(timeout: object) -> None:
+def seconds(timeout: Timeout) -> int | None:
+    """A timeout as whole seconds (None stays None: the default applies).
+
+    Stores count in whole seconds; a fraction rounds up, so ``0.5`` never
+    becomes 0, which means "forever".
+    """
     if timeout is None:
-        return
+        return None
+    if isinstance(timeout, datetime.timedelta):
+        timeout = timeout.total_seconds()
+    whole = int(timeout)
+    return whole + 1 if whole < timeout else whole
+
+
+def check_timeout(timeout: object) -> int | None:
+    """Check a decorator's timeout, and return it as whole seconds."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, datetime.timedelta):
+        timeout = timeout.total_seconds()
     if type(timeout) is bool or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+        raise TypeError(
+            f"timeout must be a number of seconds, a timedelta or None, got {timeout!r}"
+        )
     if timeout < 0:
         raise ValueError(f"timeout must be 0 (no expiry) or more seconds, got {timeout!r}")
+    return seconds(timeout)
 
 
 def check_stale_windows(stale_while_revalidate: object, stale_if_error: object) -> None:
@@ -43,6 +76,29 @@ def _takes_arguments(func: Callable[..., Any]) -> bool:
         return bool(inspect.signature(func).parameters)
     except (TypeError, ValueError):  # builtins without a signature
         return False
+
+
+#: A check on one call: its own leading values, then the call's args and kwargs.
+Predicate = Callable[[tuple[Any, ...], tuple[Any, ...], dict[str, Any]], bool]
+
+
+def predicate_for(check: Callable[..., Any] | None, *, leading: int = 0) -> Predicate | None:
+    """Call *check* with a cached call's arguments if it accepts them, else with none.
+
+    ``forced_update`` and ``is_stale`` follow Flask-Caching's rule: a check
+    with parameters gets the function's arguments (after *leading* values of
+    its own, such as the cached value for ``is_stale``).
+    """
+    if check is None:
+        return None
+    try:
+        parameters = list(inspect.signature(check).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    spread = any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters)
+    if spread or len(parameters) > leading:
+        return lambda lead, args, kwargs: bool(check(*lead, *args, **kwargs))
+    return lambda lead, args, kwargs: bool(check(*lead))
 
 
 def bypass_for(unless: Callable[..., Any] | None, f: Callable[..., Any]) -> Bypass | None:

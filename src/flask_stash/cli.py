@@ -83,7 +83,7 @@ def register(app: Flask) -> None:
 
 
 def _caches() -> list[tuple[Any, AppState]]:
-    found = current_app.extensions.get("cache", {})
+    found = current_app.extensions.get("flask_stash", {})
     return [(cache, state) for cache, state in found.items() if isinstance(state, AppState)]
 
 

@@ -8,7 +8,7 @@ on the first request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult
@@ -16,7 +16,14 @@ from urllib.parse import SplitResult
 from .errors import ConfigurationError
 from .http import DEFAULT_CACHEABLE_STATUSES
 from .serializers import ALGORITHMS, Serializer, make_serializer
-from .stores import BaseStore, StoreConfig, build_store, resolve_store_class, type_for_url
+from .stores import (
+    BaseStore,
+    StoreConfig,
+    build_store,
+    resolve_factory,
+    resolve_store_class,
+    type_for_url,
+)
 from .stores.near import wrap_near
 
 __all__ = ["DEFAULTS", "Settings", "load_settings"]
@@ -43,9 +50,15 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_LOCK_WAIT": 10.0,
     "CACHE_NEAR_TTL": None,
     "CACHE_NEAR_MAX_ENTRIES": 1000,
+    "CACHE_ENABLE_SIGNALS": False,
+    "CACHE_SOURCE_CHECK": False,
+    # Accepted for Flask-Caching configs; a failing delete never raises here anyway.
+    "CACHE_IGNORE_ERRORS": False,
+    "CACHE_NO_NULL_WARNING": False,
 }
 
-# Keys older tutorials use, which no version of the extension ever read.
+# Keys older tutorials use, which no version of the extension ever read. Each
+# is read as the key it stands for when that key is not set, with a warning.
 _LOOKALIKES = {
     "MEMCACHED_HOST": "CACHE_MEMCACHED_SERVERS",
     "MEMCACHED_SERVERS": "CACHE_MEMCACHED_SERVERS",
@@ -58,7 +71,6 @@ _LOOKALIKES = {
 
 # Flask-Caching keys with no counterpart here, and what to do instead.
 _UNSUPPORTED = {
-    "CACHE_SOURCE_CHECK": "pass source_check=True to the decorators that need it",
     "CACHE_ARGS": "pass the store's keyword arguments in CACHE_OPTIONS",
     "CACHE_UWSGI_NAME": "the uWSGI cache is not supported; use the disk store",
 }
@@ -85,6 +97,14 @@ class Settings:
     near_ttl: float | None = None
     near_max_entries: int = 1000
     namespace: Mapping[str, Any] = field(default_factory=dict)
+    #: Send Flask-Caching's signals (``cache_view_hit`` ...) too.
+    enable_signals: bool = False
+    #: The default of the decorators' ``source_check``.
+    source_check: bool = False
+    #: A function ``(app, config, args, options)`` that builds the store
+    #: (Flask-Caching's factory form of ``CACHE_TYPE``), if one was named.
+    factory: Callable[..., Any] | None = None
+    merged: Mapping[str, Any] = field(default_factory=dict)
 
     def store_config(self) -> StoreConfig:
         return StoreConfig(
@@ -97,7 +117,16 @@ class Settings:
             serializer=self.serializer,
         )
 
-    def build_store(self) -> BaseStore:
+    def build_store(self, app: object = None) -> BaseStore:
+        if self.factory is not None:
+            options = {"default_timeout": self.default_timeout, **self.options}
+            store: BaseStore = self.factory(app, dict(self.merged), [], options)
+            if not isinstance(store, BaseStore):
+                raise ConfigurationError(
+                    f"CACHE_TYPE {self.store_type!r} returned {store!r}, not a store: a "
+                    "factory must return an instance of a flask_stash.stores.BaseStore subclass"
+                )
+            return store
         store = build_store(self.store_type, self.store_config())
         if not self.near_ttl:
             return store
@@ -125,8 +154,9 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
             merged.update(source)
 
     for old, new in _LOOKALIKES.items():
-        if old in merged and new not in merged:
-            logger.warning("%s is not read by Flask-Stash; did you mean %s?", old, new)
+        if merged.get(old) is not None and new not in merged:
+            logger.warning("%s is read as %s; rename it to silence this warning", old, new)
+            merged[new] = merged[old]
     for key, why in _UNSUPPORTED.items():
         if merged.get(key):
             logger.warning("%s is not read by Flask-Stash: %s", key, why)
@@ -154,6 +184,18 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         store_type = url_type
     if store_type is None:
         store_type = "memory"
+    factory = resolve_factory(store_type)
+    if (
+        factory is None
+        and merged.get("CACHE_MEMCACHED_USERNAME")
+        and resolve_store_class(store_type).__name__ == "MemcachedStore"
+    ):
+        logger.warning(
+            "CACHE_TYPE %r does not log in, so CACHE_MEMCACHED_USERNAME %r is not used; "
+            "set CACHE_TYPE = 'saslmemcached' to authenticate",
+            store_type,
+            merged["CACHE_MEMCACHED_USERNAME"],
+        )
     if not isinstance(store_type, (str, type)):
         raise ConfigurationError(
             f"CACHE_TYPE must be a string or a store class, got {store_type!r}"
@@ -178,7 +220,14 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         raise ConfigurationError(
             f"CACHE_CACHEABLE_STATUSES must be a collection of HTTP status codes, got {statuses!r}"
         )
-    for key in ("CACHE_SEND_CACHE_CONTROL", "CACHE_X_CACHE_HEADER"):
+    for key in (
+        "CACHE_SEND_CACHE_CONTROL",
+        "CACHE_X_CACHE_HEADER",
+        "CACHE_ENABLE_SIGNALS",
+        "CACHE_SOURCE_CHECK",
+        "CACHE_IGNORE_ERRORS",
+        "CACHE_NO_NULL_WARNING",
+    ):
         if type(merged[key]) is not bool:
             raise ConfigurationError(f"{key} must be True or False, got {merged[key]!r}")
 
@@ -191,7 +240,9 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         options=dict(options),
         failure_threshold=_number(merged, "CACHE_FAILURE_THRESHOLD", 1),
         retry_interval=_number(merged, "CACHE_RETRY_INTERVAL", 0, integer=False),
-        serializer=_serializer(merged, resolve_store_class(store_type).shared),
+        serializer=_serializer(merged, resolve_store_class(store_type).shared)
+        if factory is None
+        else _serializer(merged, False),
         cacheable_statuses=frozenset(statuses),
         send_cache_control=merged["CACHE_SEND_CACHE_CONTROL"],
         x_cache_header=merged["CACHE_X_CACHE_HEADER"],
@@ -202,29 +253,48 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         else None,
         near_max_entries=_number(merged, "CACHE_NEAR_MAX_ENTRIES", 1),
         namespace=namespace,
+        enable_signals=merged["CACHE_ENABLE_SIGNALS"],
+        source_check=merged["CACHE_SOURCE_CHECK"],
+        factory=factory,
+        merged=merged,
     )
 
 
 def _serializer(merged: Mapping[str, Any], shared: bool) -> Serializer:
-    """Build the serializer; entries leaving the process are always signed."""
-    name = merged["CACHE_SERIALIZER"]
-    if not isinstance(name, str):
-        raise ConfigurationError(f"CACHE_SERIALIZER must be a name, got {name!r}")
+    """Build the serializer: signed with a secret, plain data that runs no code without one."""
+    choice = merged["CACHE_SERIALIZER"]
     algorithm = merged["CACHE_SIGNING_ALGORITHM"]
     if algorithm not in ALGORITHMS:
         raise ConfigurationError(
             f"CACHE_SIGNING_ALGORITHM {algorithm!r} is not one of {', '.join(ALGORITHMS)}"
         )
-    secret = merged["CACHE_SECRET_KEY"] or merged.get("SECRET_KEY")
+    secret = merged["CACHE_SECRET_KEY"] or merged.get("SECRET_KEY") or None
     if isinstance(secret, str):
         secret = secret.encode()
     if secret is not None and not isinstance(secret, bytes):
         raise ConfigurationError("CACHE_SECRET_KEY must be a string or bytes")
-    if shared and not secret:
-        raise ConfigurationError(
-            "entries written to a shared store are signed, so Flask-Stash needs a key: "
-            "set CACHE_SECRET_KEY (or the app's SECRET_KEY)"
-        )
     # An in-process store only pickles mutable values to copy them; nobody
     # else can write to it, so there is nothing to sign.
-    return make_serializer(name, secret if shared else None, algorithm)
+    serializer = make_serializer(choice, secret if shared else None, algorithm, shared=shared)
+    if shared and secret is None:
+        # load_settings runs once per init_app, so this is said once per app.
+        if not isinstance(choice, str):
+            name = getattr(choice, "__name__", None) or type(choice).__qualname__
+            reads = (
+                f"CACHE_SERIALIZER is a format of your own ({name}), which decides for "
+                "itself whether reading bytes that others wrote is safe"
+            )
+        elif choice == "pickle":
+            reads = (
+                "they hold plain data only (str, numbers, lists, dicts, dates, cached pages), "
+                "never pickled objects, and a value that needs pickle is not cached"
+            )
+        else:
+            reads = f"CACHE_SERIALIZER {choice!r} reads them as plain data, never as objects"
+        logger.warning(
+            "entries in the shared store are unsigned: with neither CACHE_SECRET_KEY nor "
+            "SECRET_KEY set, %s. Anyone who can write to the store can still change what "
+            "it serves. Set CACHE_SECRET_KEY (or the app's SECRET_KEY) to sign them.",
+            reads,
+        )
+    return serializer

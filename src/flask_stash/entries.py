@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["FrozenResponse", "MemoEntry", "VaryIndex", "is_fresh"]
+__all__ = ["FrozenResponse", "MemoEntry", "VaryIndex", "is_fresh", "well_formed"]
 
 #: Flags of a FrozenResponse.
 NEEDS_EMPTY_SESSION = 1  # made while the (empty) session was read
@@ -60,3 +60,66 @@ class VaryIndex(NamedTuple):
 
 def is_fresh(fresh_until: float, now: float) -> bool:
     return not fresh_until or now < fresh_until
+
+
+# Wall-clock seconds, with room to spare. Anything else (NaN, an infinity, a
+# huge integer) would break the arithmetic that serves an entry.
+_MAX_TIME = 1e18
+
+
+def _time(value: object) -> bool:
+    # bool is an int subclass, but never a time.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return -_MAX_TIME <= value <= _MAX_TIME
+
+
+def _header_text(value: object) -> bool:
+    # Werkzeug refuses a header that holds a line break when the response is built.
+    return type(value) is str and "\n" not in value and "\r" not in value
+
+
+def _versions(values: object) -> bool:
+    return type(values) is tuple and all(value is None or type(value) is str for value in values)
+
+
+def well_formed(record: object) -> bool:
+    """Whether *record* has the field types the decorators rely on when they serve it.
+
+    A record decoded from bytes that nobody signed may hold anything; one
+    that fails this check reads as a miss rather than failing the request.
+    """
+    if isinstance(record, FrozenResponse):
+        return (
+            type(record.status) is int
+            and 100 <= record.status <= 999
+            and type(record.headers) is tuple
+            and all(
+                type(pair) is tuple
+                and len(pair) == 2
+                and _header_text(pair[0])
+                and _header_text(pair[1])
+                for pair in record.headers
+            )
+            and type(record.body) is bytes
+            and _time(record.stored_at)
+            and _time(record.fresh_until)
+            and _time(record.stale_until)
+            and _versions(record.versions)
+            and type(record.flags) is int
+        )
+    if isinstance(record, MemoEntry):
+        return (
+            _time(record.stored_at)
+            and _time(record.fresh_until)
+            and _time(record.stale_until)
+            and _versions(record.versions)
+        )
+    if isinstance(record, VaryIndex):
+        return (
+            type(record.names) is tuple
+            and all(_header_text(name) for name in record.names)
+            and _time(record.stored_at)
+            and _versions(record.versions)
+        )
+    return False

@@ -1,12 +1,17 @@
 """The ``Cache`` extension: configuration, the low-level API and the decorators.
 
-State lives in ``app.extensions["cache"][cache]``, never on the extension,
-so one ``Cache`` serves several apps and one app can have several caches.
+State lives in ``app.extensions["flask_stash"][cache]``, never on the
+extension, so one ``Cache`` serves several apps and one app can have several
+caches. ``app.extensions["cache"][cache]`` is the store, where code written
+for Flask-Caching looks for it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
+import logging
+import weakref
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
@@ -17,14 +22,19 @@ from . import cli, jinja
 from . import memoize as _memoize
 from . import tags as _tags
 from . import views as _views
+from .arguments import Timeout, seconds
 from .config import load_settings
 from .entries import MemoEntry
-from .keys import HashMethod, request_host
+from .errors import SerializationError
+from .keys import HashMethod, QueryArgs, request_host
 from .state import AppState
 from .stats import Stats
 from .stores import BaseStore
+from .tags import tag_keys
 
 __all__ = ["Cache"]
+
+logger = logging.getLogger("flask_stash")
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -32,11 +42,8 @@ T = TypeVar("T")
 _LOW_LEVEL = "low-level API"
 #: Methods whose success changes what a GET of the same URL returns.
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def _value(found: Any) -> Any:
-    """What the low-level API returns for an entry a decorator stored."""
-    return found.value if type(found) is MemoEntry else found
+#: Low-level methods a subclass may override to see the decorators' store calls.
+_OVERRIDABLE = ("get", "set", "add", "delete", "get_many", "set_many", "delete_many", "has")
 
 
 class Cache:
@@ -69,10 +76,33 @@ class Cache:
     Each store reads further keys of its own; see its class.
     """
 
-    def __init__(self, app: Flask | None = None, *, config: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        app: Flask | None = None,
+        with_jinja2_ext: bool | Mapping[str, Any] = True,
+        config: Mapping[str, Any] | None = None,
+    ):
+        if isinstance(with_jinja2_ext, Mapping):  # Cache(app, {...}): the config by position
+            config, with_jinja2_ext = with_jinja2_ext, True
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping of CACHE_* keys, got {config!r}")
         self.config = dict(config) if config else None
+        self.with_jinja2_ext = bool(with_jinja2_ext)
+        self._apps: list[weakref.ref[Flask]] = []
         if app is not None:
             self.init_app(app)
+
+    @property
+    def app(self) -> Flask | None:
+        """The app this cache was last set up on (Flask-Caching's attribute).
+
+        Kept as a weak reference: the extension never keeps an app alive.
+        """
+        for ref in reversed(self._apps):
+            found = ref()
+            if found is not None:
+                return found
+        return None
 
     def init_app(self, app: Flask, config: Mapping[str, Any] | None = None) -> None:
         """Check the configuration, build the store, and register it on *app*.
@@ -80,10 +110,12 @@ class Cache:
         :raises ConfigurationError: if a ``CACHE_*`` key is not usable; the
             message says what is accepted.
         """
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping of CACHE_* keys, got {config!r}")
         settings = load_settings(app.config, self.config, config)
-        store = settings.build_store()
-        caches = app.extensions.setdefault("cache", {})
-        old = caches.get(self)
+        store = settings.build_store(app)
+        states = app.extensions.setdefault("flask_stash", {})
+        old = states.get(self)
         if isinstance(old, AppState):
             old.store.close()
         else:
@@ -92,8 +124,18 @@ class Cache:
             if _views.forget_cookies not in preprocessors:
                 preprocessors.insert(0, _views.forget_cookies)
             cli.register(app)  # flask cache ...
-            jinja.register(app)  # {% cache %}
-        caches[self] = AppState(settings, store, app.response_class, sender=app)
+            if self.with_jinja2_ext:
+                jinja.register(app)  # {% cache %}
+        state = AppState(settings, store, app.response_class, sender=app)
+        overridden = frozenset(
+            name for name in _OVERRIDABLE if getattr(type(self), name) is not getattr(Cache, name)
+        )
+        if overridden:
+            state.front, state.front_methods = self, overridden
+        states[self] = state
+        app.extensions.setdefault("cache", {})[self] = store
+        self._apps = [ref for ref in self._apps if ref() not in (None, app)]
+        self._apps.append(weakref.ref(app))
 
     def _after_unsafe_method(self, response: Response) -> Response:
         """After a successful POST, PUT, PATCH or DELETE, drop the cached GETs of its URL."""
@@ -112,17 +154,29 @@ class Cache:
             try:
                 app = current_app._get_current_object()  # type: ignore[attr-defined]
             except RuntimeError:
-                raise RuntimeError(
-                    "Flask-Stash needs an application context: use it inside a request or "
-                    "within 'with app.app_context():'"
-                ) from None
+                app = self._only_app()
         try:
-            found: AppState = app.extensions["cache"][self]
+            found: AppState = app.extensions["flask_stash"][self]
         except KeyError:
             raise RuntimeError(
                 f"this Cache is not set up on app {app.name!r}; did you call cache.init_app(app)?"
             ) from None
         return found
+
+    def _only_app(self) -> Flask:
+        """The app to use outside an app context: the one this cache was set up on."""
+        apps = [app for app in (ref() for ref in self._apps) if app is not None]
+        if len(apps) == 1:
+            return apps[0]
+        if not apps:
+            raise RuntimeError(
+                "this Cache is not set up on any app: call cache.init_app(app) first"
+            )
+        raise RuntimeError(
+            f"this Cache is set up on {len(apps)} apps, so outside an application "
+            "context it cannot tell which one to use: push one with "
+            "'with app.app_context():'"
+        )
 
     @property
     def cache(self) -> BaseStore:
@@ -139,20 +193,42 @@ class Cache:
     def _call(self, operation: str, default: T, *args: Any) -> Any:
         state = self.state()
         state.begin()
-        return state.call(_LOW_LEVEL, operation, default, *args)
+        return state.direct(_LOW_LEVEL, operation, default, *args)
+
+    def _value(self, found: Any) -> Any:
+        """What the low-level API returns for an entry a decorator stored.
+
+        A decorator's own read, routed through an overriding subclass, gets
+        the entry itself.
+        """
+        if type(found) is MemoEntry and not self.state().wants_raw():
+            return found.value
+        return found
 
     def get(self, key: str) -> Any:
         """Return the value at *key*, or None."""
-        return _value(self._call("get", None, key))
+        return self._value(self._call("get", None, key))
 
-    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
-        """Store *value* at *key* for *timeout* seconds (the default if None)."""
-        result: bool = self._call("set", False, key, value, timeout)
+    def set(self, key: str, value: Any, timeout: Timeout = None) -> bool:
+        """Store *value* at *key* for *timeout* seconds (the default if None).
+
+        A value the store's format cannot hold is not stored: False, and one
+        warning that says why.
+        """
+        try:
+            result: bool = self._call("set", False, key, value, seconds(timeout))
+        except SerializationError as err:
+            self.state().warn_once(_LOW_LEVEL, f"set {type(value).__qualname__}", f"{err}")
+            return False
         return result
 
-    def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
+    def add(self, key: str, value: Any, timeout: Timeout = None) -> bool:
         """Store *value* only if *key* holds nothing; return whether it did."""
-        result: bool = self._call("add", False, key, value, timeout)
+        try:
+            result: bool = self._call("add", False, key, value, seconds(timeout))
+        except SerializationError as err:
+            self.state().warn_once(_LOW_LEVEL, f"add {type(value).__qualname__}", f"{err}")
+            return False
         return result
 
     def delete(self, key: str) -> bool:
@@ -160,14 +236,24 @@ class Cache:
         return result
 
     def get_many(self, *keys: str) -> list[Any]:
-        return [_value(found) for found in self._call("get_many", [None] * len(keys), *keys)]
+        found = self._call("get_many", [None] * len(keys), *keys)
+        return [self._value(item) for item in found]
 
-    def set_many(self, mapping: Mapping[str, Any], timeout: int | None = None) -> list[str]:
-        result: list[str] = self._call("set_many", [], mapping, timeout)
+    def set_many(self, mapping: Mapping[str, Any], timeout: Timeout = None) -> list[str]:
+        try:
+            result: list[str] = self._call("set_many", [], mapping, seconds(timeout))
+        except SerializationError as err:
+            self.state().warn_once(_LOW_LEVEL, "set_many", f"{err}")
+            return []
         return result
 
     def delete_many(self, *keys: str) -> list[str]:
         result: list[str] = self._call("delete_many", [], *keys)
+        return result
+
+    def unlink(self, *keys: str) -> list[str]:
+        """Remove *keys*; on Redis without waiting for the memory to be freed."""
+        result: list[str] = self._call("unlink", [], *keys)
         return result
 
     def get_dict(self, *keys: str) -> dict[str, Any]:
@@ -190,7 +276,7 @@ class Cache:
         result: int | None = self._call("dec", None, key, delta)
         return result
 
-    def get_or_set(self, key: str, default: Any, timeout: int | None = None) -> Any:
+    def get_or_set(self, key: str, default: Any, timeout: Timeout = None) -> Any:
         """Return the value at *key*; if absent, store *default* (or its result) first."""
         value = self.get(key)
         if value is None:
@@ -202,17 +288,19 @@ class Cache:
 
     def cached(
         self,
-        timeout: int | None = None,
+        timeout: Timeout = None,
         key_prefix: str | Callable[[], str] = "view/%s",
         unless: Callable[..., Any] | None = None,
-        forced_update: Callable[[], bool] | None = None,
+        forced_update: Callable[..., bool] | None = None,
         response_filter: Callable[[Any], bool] | None = None,
         query_string: bool = True,
         hash_method: HashMethod = hashlib.sha256,
         cache_none: bool = False,
         make_cache_key: Callable[..., str] | None = None,
-        source_check: bool = False,
+        source_check: bool | None = None,
+        response_hit_indication: bool = False,
         *,
+        is_stale: Callable[..., bool] | None = None,
         stale_while_revalidate: int = 0,
         stale_if_error: int = 0,
         tags: _memoize.TagsArgument = None,
@@ -231,12 +319,20 @@ class Cache:
             a callable returns the whole key.
         :param unless: skip the cache when it returns true; called with no
             arguments, or with the function and its arguments.
-        :param forced_update: recompute and store when it returns true.
-        :param response_filter: store only when it returns true for the result.
+        :param forced_update: recompute and store when it returns true;
+            called with the function's arguments if it takes any.
+        :param response_filter: store only when it returns true for the
+            result (for a view that raised an ``HTTPException``, its response).
         :param query_string: False leaves the query string out of the key.
         :param cache_none: store a ``None`` result too.
-        :param make_cache_key: builds the whole key from the view's arguments.
-        :param source_check: put a hash of the function's code in the key.
+        :param make_cache_key: builds the whole key from the view's
+            arguments; the key is then the caller's, so any method is cached.
+        :param source_check: put a hash of the function's code in the key
+            (None: ``CACHE_SOURCE_CHECK``).
+        :param response_hit_indication: add ``hit_cache: True`` to pages
+            served from the cache.
+        :param is_stale: called on a hit with the cached value (then the
+            function's arguments, if it takes them); true recomputes.
         :param stale_while_revalidate: for this many seconds after the
             timeout, serve the stale page at once while one background
             request refreshes it.
@@ -271,6 +367,8 @@ class Cache:
             cache_none=cache_none,
             make_cache_key=make_cache_key,
             source_check=source_check,
+            response_hit_indication=response_hit_indication,
+            is_stale=is_stale,
             stale_while_revalidate=stale_while_revalidate,
             stale_if_error=stale_if_error,
             tags=tags,
@@ -281,16 +379,17 @@ class Cache:
 
     def memoize(
         self,
-        timeout: int | None = None,
+        timeout: Timeout = None,
         make_name: Callable[[str], str] | None = None,
         unless: Callable[..., Any] | None = None,
-        forced_update: Callable[[], bool] | None = None,
+        forced_update: Callable[..., bool] | None = None,
         response_filter: Callable[[Any], bool] | None = None,
         hash_method: HashMethod = hashlib.sha256,
         cache_none: bool = False,
-        source_check: bool = False,
+        source_check: bool | None = None,
         args_to_ignore: Collection[str] | None = None,
         *,
+        is_stale: Callable[..., bool] | None = None,
         stale_while_revalidate: int = 0,
         stale_if_error: int = 0,
         tags: _memoize.TagsArgument = None,
@@ -317,6 +416,7 @@ class Cache:
             cache_none=cache_none,
             source_check=source_check,
             args_to_ignore=args_to_ignore,
+            is_stale=is_stale,
             stale_while_revalidate=stale_while_revalidate,
             stale_if_error=stale_if_error,
             tags=tags,
@@ -368,21 +468,78 @@ class Cache:
         cast_f.__stash_skip__ = True
         return f
 
+    def _memoized(
+        self, f: Callable[..., Any], caller: str
+    ) -> tuple[tuple[_memoize.Memoized, tuple[Any, ...]], AppState] | None:
+        """The naming of memoized *f* and the state, or None (and a warning) if it is not."""
+        found = _memoize.memoized_of(f)
+        if found is None:
+            logger.warning("%s: %r is not decorated with @cache.memoize", caller, f)
+            return None
+        state = self.state()
+        state.begin()
+        return found, state
+
     def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Drop every entry of memoized *f*, or with arguments, the one entry for them.
 
-        For a bound method, ``delete_memoized(obj.method, 1)`` drops the entry
-        of ``obj.method(1)``; with no arguments every entry of the method goes.
+        ``delete_memoized(obj.method)`` drops the entries of that object only,
+        ``delete_memoized(Cls.method)`` those of every object. With
+        arguments, a bound method supplies its own ``self``
+        (``delete_memoized(obj.method, 3)``); through the class, or for a
+        classmethod, pass it first (``delete_memoized(Cls.method, obj, 3)``).
+        On a function that is not memoized this logs a warning and returns
+        False, as Flask-Caching does.
+
+        :raises ValueError: if the arguments do not fit the function's signature.
         """
-        meta, bound = _memoize.memoized_of(f)
-        state = self.state()
+        found = self._memoized(f, "delete_memoized")
+        if found is None:
+            return False
+        (meta, bound), state = found
         if not args and not kwargs:
+            if bound and meta.method:
+                return meta.invalidate(state, [meta.instance_tag(bound[0])])
             return meta.invalidate(state)
-        key = meta.key((*bound, *args), kwargs)
+        if bound and not inspect.isclass(bound[0]) and not (args and args[0] is bound[0]):
+            args = (*bound, *args)
+        try:
+            key = meta.key(args, kwargs, state.settings.source_check)
+        except TypeError as err:
+            raise ValueError(f"delete_memoized({meta.name}): {err}") from err
         result: bool = state.call(meta.name, "delete", False, key)
         return result
 
-    def delete_memoized_verhash(self, f: Callable[..., Any]) -> bool:
-        """Drop every entry of memoized *f* (Flask-Caching's name for it)."""
-        meta, _ = _memoize.memoized_of(f)
-        return meta.invalidate(self.state())
+    def delete_memoized_verhash(self, f: Callable[..., Any], *args: Any) -> bool:
+        """Drop every entry of memoized *f* by deleting its version (Flask-Caching's name).
+
+        Arguments are accepted and ignored, as Flask-Caching does.
+        """
+        found = self._memoized(f, "delete_memoized_verhash")
+        if found is None:
+            return False
+        (meta, _), state = found
+        # A missing tag version never matches a stored entry (see tags.py),
+        # so deleting it invalidates like replacing it.
+        removed: list[str] = state.call(meta.name, "delete_many", [], *tag_keys([meta.tag]))
+        return bool(removed)
+
+    def delete_cached(
+        self,
+        f: Callable[..., Any],
+        path: str | None = None,
+        query_args: QueryArgs | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Drop the cached page of a ``@cached`` view for one URL.
+
+        Outside a request, give the *path* (and *query_args*, a query string,
+        a mapping or pairs), or the view's arguments to build it with
+        ``url_for``. The host is the current request's, else ``SERVER_NAME``,
+        else ``localhost``, as ``app.test_request_context()`` has it.
+        """
+        make_key = getattr(f, "make_cache_key", None)
+        if make_key is None or getattr(f, "__stash_cached__", None) is None:
+            logger.warning("delete_cached: %r is not decorated with @cache.cached", f)
+            return False
+        return self.delete(make_key(path=path, query_args=query_args, **kwargs))

@@ -112,7 +112,7 @@ class CacheExtension(Extension):
             app = current_app._get_current_object()  # type: ignore[attr-defined]
         if app is None:
             return None
-        for state in app.extensions.get("cache", {}).values():
+        for state in app.extensions.get("flask_stash", {}).values():
             if isinstance(state, AppState):
                 return state
         return None

@@ -8,22 +8,36 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Collection, Mapping
+import types
+from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 from urllib.parse import parse_qsl, urlencode
 
 __all__ = [
+    "SUPPORTED_HASH_FUNCTIONS",
     "HashMethod",
+    "QueryArgs",
     "bind_arguments",
     "canonical_query",
     "function_name",
     "hash_text",
+    "query_string_of",
     "request_host",
     "source_hash",
     "stable_repr",
     "view_key",
+]
+
+#: Hash functions the decorators' ``hash_method`` is known to work with.
+SUPPORTED_HASH_FUNCTIONS = [
+    hashlib.sha1,
+    hashlib.sha224,
+    hashlib.sha256,
+    hashlib.sha384,
+    hashlib.sha512,
+    hashlib.md5,
 ]
 
 #: Query strings and paths longer than these are hashed in view keys, so an
@@ -39,6 +53,18 @@ class _Digest(Protocol):
 
 
 HashMethod = Callable[[bytes], _Digest]
+
+#: A query given outside a request: a query string, a mapping, or (name, value) pairs.
+QueryArgs = Union[str, Mapping[str, Any], Iterable[tuple[str, Any]]]  # noqa: UP007
+
+
+def query_string_of(query_args: QueryArgs) -> str:
+    """The query string a request with *query_args* would carry."""
+    if isinstance(query_args, str):
+        return query_args.removeprefix("?")
+    if isinstance(query_args, Mapping):
+        return urlencode(list(query_args.items()), doseq=True)
+    return urlencode(list(query_args))
 
 
 def hash_text(text: str, hash_method: HashMethod = hashlib.sha256) -> str:
@@ -179,7 +205,36 @@ def bind_arguments(
     return ";".join(parts)
 
 
+def _const_text(const: object) -> str:
+    if isinstance(const, types.CodeType):
+        return f"<{_code_text(const)}>"
+    if isinstance(const, frozenset):  # ``x in {"a", "b"}``: set order varies by process
+        return "{" + ",".join(sorted(_const_text(item) for item in const)) + "}"
+    if isinstance(const, tuple):
+        return "(" + ",".join(_const_text(item) for item in const) + ")"
+    return repr(const)
+
+
+def _code_text(code: types.CodeType) -> str:
+    """A text of *code* that is the same in every process running the same source.
+
+    Nested code objects (lambdas, comprehensions, inner functions) are
+    written out the same way rather than by ``repr``, which holds their
+    memory address.
+    """
+    consts = ",".join(_const_text(const) for const in code.co_consts)
+    return f"{code.co_code.hex()}|{consts}|{code.co_names}|{code.co_varnames}"
+
+
 def source_hash(f: Callable[..., Any], hash_method: HashMethod = hashlib.sha256) -> str:
-    """Hash *f*'s code, so that editing a function gives its entries new keys."""
-    code = inspect.unwrap(f).__code__
-    return hash_text(f"{code.co_code.hex()}|{code.co_consts!r}", hash_method)[:16]
+    """Hash *f*'s source, so that editing a function gives its entries new keys.
+
+    The source text is the same in every process running the same files.
+    Where there is none (a REPL, a frozen app), its compiled code stands in.
+    """
+    f = inspect.unwrap(f)
+    try:
+        text = inspect.getsource(f)
+    except (OSError, TypeError):
+        text = _code_text(f.__code__)
+    return hash_text(text, hash_method)[:16]

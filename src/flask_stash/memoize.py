@@ -20,19 +20,34 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, Union, cast
 
-from flask import current_app
-
-from .arguments import bypass_for, check_callable, check_stale_windows, check_timeout
+from .arguments import (
+    Predicate,
+    bypass_for,
+    check_callable,
+    check_stale_windows,
+    check_timeout,
+    predicate_for,
+)
 from .entries import MemoEntry, is_fresh
 from .errors import SerializationError
-from .keys import HashMethod, bind_arguments, function_name, hash_text, source_hash
+from .keys import HashMethod, bind_arguments, function_name, hash_text, source_hash, stable_repr
+from .signals import cache_memoize_hit, cache_memoize_miss, cache_view_hit, cache_view_miss
 from .tags import current_versions, invalidate, matches, tag_keys
 
 if TYPE_CHECKING:
     from .extension import Cache
     from .state import AppState
 
-__all__ = ["FunctionCache", "Memoized", "TagsArgument", "check_tags", "memoize", "memoized_of"]
+__all__ = [
+    "FunctionCache",
+    "Memoized",
+    "TagsArgument",
+    "check_tags",
+    "function_namespace",
+    "join_generator",
+    "memoize",
+    "memoized_of",
+]
 
 logger = logging.getLogger("flask_stash")
 
@@ -47,6 +62,27 @@ def check_tags(tags: object) -> None:
         return
     if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):  # type: ignore[attr-defined]
         raise TypeError("tags must be a list of strings, or a callable returning one")
+
+
+#: The arguments of one call: what ``forced_update``, ``is_stale`` and signals see.
+Call = tuple[tuple[Any, ...], dict[str, Any]]
+_NO_CALL: Call = ((), {})
+
+
+def join_generator(value: Any) -> Any:
+    """Consume a generator result so it can be cached and returned again.
+
+    Text parts are joined into one string, bytes into one bytes object, and
+    anything else becomes a list, as Flask-Caching does.
+    """
+    if not inspect.isgenerator(value):
+        return value
+    parts: list[Any] = list(value)
+    if parts and all(type(part) is str for part in parts):
+        return "".join(parts)
+    if parts and all(type(part) is bytes for part in parts):
+        return b"".join(parts)
+    return parts
 
 
 @dataclass
@@ -66,17 +102,22 @@ class FunctionCache:
         name: str,
         *,
         timeout: Callable[[], int | None],
-        forced_update: Callable[[], bool] | None,
+        forced_update: Predicate | None,
         response_filter: Callable[[Any], bool] | None,
         cache_none: bool,
         stale_while_revalidate: int,
         stale_if_error: int,
         single_flight: bool,
+        is_stale: Predicate | None = None,
+        function: Callable[..., Any] | None = None,
     ) -> None:
         self.cache = cache
         self.name = name
         self.timeout = timeout
         self.forced_update = forced_update
+        self.is_stale = is_stale
+        #: The undecorated function for memoize signals; None for ``@cached``.
+        self.function = function
         self.response_filter = response_filter
         self.cache_none = cache_none
         self.swr = stale_while_revalidate
@@ -84,40 +125,72 @@ class FunctionCache:
         self.single_flight = single_flight
 
     def lookup(
-        self, state: AppState, key: str, keys: list[str]
+        self,
+        state: AppState,
+        key: str,
+        keys: list[str],
+        call: Call | None = None,
     ) -> tuple[MemoEntry | None, Sequence[object], MemoEntry | None]:
         """Return a usable entry (fresh, or stale within SWR), the tag versions, and a stale one.
 
         The third value is an entry past its freshness that stale-if-error
-        may still serve if computing fails.
+        may still serve if computing fails. ``forced_update`` and
+        ``is_stale`` are asked only with the *call* (a first look, not a
+        re-read after waiting for another computation).
         """
-        if self.forced_update is not None and self.forced_update():
+        if call is not None and self.forced_update is not None and self.forced_update((), *call):
             return None, [None] * len(keys), None
         found = state.get_many([key, *keys], self.name)
         entry, versions = found[0], tuple(found[1:])
         if type(entry) is not MemoEntry or not matches(entry.versions, versions):
+            return None, versions, None
+        if call is not None and self.is_stale is not None and self.is_stale((entry.value,), *call):
             return None, versions, None
         now = state.clock()
         if is_fresh(entry.fresh_until, now) or now < entry.fresh_until + self.swr:
             return entry, versions, None
         return None, versions, entry if now < entry.stale_until else None
 
-    def _hit(self, state: AppState, entry: MemoEntry, key: str) -> Any:
+    def _hit(self, state: AppState, entry: MemoEntry, key: str, call: Call = _NO_CALL) -> Any:
         state.stats.hit(self.name, key)
+        if state.settings.enable_signals:
+            self.signal(True, key, call)
         if not is_fresh(entry.fresh_until, state.clock()):
             state.stats.skip(self.name, "served stale", key)
         return entry.value
 
+    def _miss(self, state: AppState, key: str, call: Call) -> None:
+        state.stats.miss(self.name, key)
+        if state.settings.enable_signals:
+            self.signal(False, key, call)
+
+    def signal(self, hit: bool, key: str, call: Call) -> None:
+        """Send Flask-Caching's signal for this hit or miss (``CACHE_ENABLE_SIGNALS``)."""
+        args, kwargs = call
+        if self.function is None:
+            (cache_view_hit if hit else cache_view_miss).send(
+                cache=self.cache, cache_key=key, args=args, kwargs=kwargs
+            )
+        else:
+            (cache_memoize_hit if hit else cache_memoize_miss).send(
+                cache=self.cache, cache_key=key, args=args, kwargs=kwargs, f=self.function
+            )
+
     def get_or_compute(
-        self, state: AppState, key: str, tags: list[str], compute: Callable[[], Any]
+        self,
+        state: AppState,
+        key: str,
+        tags: list[str],
+        compute: Callable[[], Any],
+        call: Call = _NO_CALL,
     ) -> Any:
         keys = tag_keys(tags)
-        entry, versions, stale = self.lookup(state, key, keys)
+        entry, versions, stale = self.lookup(state, key, keys, call)
         if entry is not None:
             if not is_fresh(entry.fresh_until, state.clock()):
                 self.refresh(state, key, tags, lambda: compute())
-            return self._hit(state, entry, key)
-        state.stats.miss(self.name, key)
+            return self._hit(state, entry, key, call)
+        self._miss(state, key, call)
 
         def run() -> tuple[_Outcome, bool]:
             value, stored = self.compute_and_store(state, key, tags, versions, stale, compute)
@@ -137,20 +210,25 @@ class FunctionCache:
         # mutable object.
         found, versions, stale = self.lookup(state, key, keys)
         if found is not None:
-            return self._hit(state, found, key)
+            return self._hit(state, found, key, call)
         return self.compute_and_store(state, key, tags, versions, stale, compute)[0]
 
     async def aget_or_compute(
-        self, state: AppState, key: str, tags: list[str], compute: Callable[[], Awaitable[Any]]
+        self,
+        state: AppState,
+        key: str,
+        tags: list[str],
+        compute: Callable[[], Awaitable[Any]],
+        call: Call = _NO_CALL,
     ) -> Any:
         """The coroutine version: the same entries, awaited computation."""
         keys = tag_keys(tags)
-        entry, versions, stale = self.lookup(state, key, keys)
+        entry, versions, stale = self.lookup(state, key, keys, call)
         if entry is not None:
             if not is_fresh(entry.fresh_until, state.clock()):
                 self.refresh(state, key, tags, lambda: asyncio.run(_awaited(compute)))
-            return self._hit(state, entry, key)
-        state.stats.miss(self.name, key)
+            return self._hit(state, entry, key, call)
+        self._miss(state, key, call)
         try:
             rv = await compute()
         except Exception:
@@ -174,7 +252,7 @@ class FunctionCache:
         compute: Callable[[], Any],
     ) -> tuple[Any, bool]:
         try:
-            rv = compute()
+            rv = join_generator(compute())
         except Exception:
             if stale is None:
                 raise
@@ -216,7 +294,7 @@ class FunctionCache:
         self, state: AppState, key: str, tags: list[str], compute: Callable[[], Any]
     ) -> None:
         """Recompute a stale entry in a background thread; callers get the stale one now."""
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        app = state.app
         keys = tag_keys(tags)
 
         def work() -> None:
@@ -239,56 +317,103 @@ class Memoized:
     name: str
     hash_method: HashMethod
     ignore: Collection[str]
-    source: str
+    #: The decorator's ``source_check``; None follows ``CACHE_SOURCE_CHECK``.
+    source_check: bool | None
+    #: Whether the first parameter is ``self`` or ``cls``: entries then also
+    #: carry a tag of their instance, so ``delete_memoized(obj.method)``
+    #: drops that object's entries only.
+    method: bool = False
 
     @property
     def tag(self) -> str:
         """The tag every entry of the function carries."""
         return f"fn:{self.name}"
 
-    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def instance_tag(self, instance: object) -> str:
+        return f"fn:{self.name}|{hash_text(stable_repr(instance), self.hash_method)[:32]}"
+
+    def tags(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+        if self.method and args and "self" not in self.ignore and "cls" not in self.ignore:
+            return [self.tag, self.instance_tag(args[0])]
+        return [self.tag]
+
+    @functools.cached_property
+    def source(self) -> str:
+        return f"|src:{source_hash(self.function, self.hash_method)}"
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any], source_check: bool = False) -> str:
         bound = bind_arguments(self.function, args, kwargs, self.ignore)
-        return f"memoize:{self.name}:{hash_text(bound + self.source, self.hash_method)}"
+        check = self.source_check if self.source_check is not None else source_check
+        digest = hash_text(bound + (self.source if check else ""), self.hash_method)
+        return f"memoize:{self.name}:{digest}"
 
-    def invalidate(self, state: AppState) -> bool:
-        return invalidate(state, self.name, [self.tag])
+    def invalidate(self, state: AppState, tags: list[str] | None = None) -> bool:
+        return invalidate(state, self.name, tags or [self.tag])
 
 
-def memoized_of(f: Callable[..., Any]) -> tuple[Memoized, tuple[Any, ...]]:
-    """Return the naming of memoized *f*, and the bound ``self`` of a method."""
+def memoized_of(f: Callable[..., Any]) -> tuple[Memoized, tuple[Any, ...]] | None:
+    """Return the naming of memoized *f*, and the bound ``self`` of a method.
+
+    None if *f* is not memoized.
+    """
     bound: tuple[Any, ...] = ()
     if inspect.ismethod(f):
         bound = (f.__self__,)
         f = f.__func__
     meta = getattr(f, "__stash_memoized__", None)
     if not isinstance(meta, Memoized):
-        raise TypeError(f"{f!r} is not decorated with @cache.memoize")
+        return None
     return meta, bound
+
+
+def function_namespace(
+    f: Callable[..., Any], args: Sequence[Any] | None = None
+) -> tuple[str, str | None]:
+    """The name entries of *f* are kept under, and with *args*, that of their instance.
+
+    The second value is set only for a method called with its ``self`` (or
+    ``cls``) as the first of *args*.
+    """
+    found = memoized_of(f)
+    name = found[0].name if found is not None else function_name(f)
+    if args and _is_method(inspect.unwrap(f)):
+        return name, f"{name}.{stable_repr(args[0])}"
+    return name, None
+
+
+def _is_method(f: Callable[..., Any]) -> bool:
+    try:
+        first = next(iter(inspect.signature(f).parameters), None)
+    except (TypeError, ValueError):
+        return False
+    return first in ("self", "cls")
 
 
 def memoize(
     cache: Cache,
-    timeout: int | None = None,
+    timeout: Any = None,
     make_name: Callable[[str], str] | None = None,
     unless: Callable[..., Any] | None = None,
-    forced_update: Callable[[], bool] | None = None,
+    forced_update: Callable[..., bool] | None = None,
     response_filter: Callable[[Any], bool] | None = None,
     hash_method: HashMethod = hashlib.sha256,
     cache_none: bool = False,
-    source_check: bool = False,
+    source_check: bool | None = None,
     args_to_ignore: Collection[str] | None = None,
     *,
+    is_stale: Callable[..., bool] | None = None,
     stale_while_revalidate: int = 0,
     stale_if_error: int = 0,
     tags: TagsArgument = None,
     single_flight: bool = True,
 ) -> Callable[[F], F]:
     """Build the decorator; see :meth:`flask_stash.Cache.memoize`."""
-    check_timeout(timeout)
+    timeout = check_timeout(timeout)
     for label, value in (
         ("unless", unless),
         ("make_name", make_name),
         ("forced_update", forced_update),
+        ("is_stale", is_stale),
         ("response_filter", response_filter),
         ("hash_method", hash_method),
     ):
@@ -305,25 +430,28 @@ def memoize(
             name=make_name(base_name) if make_name else base_name,
             hash_method=hash_method,
             ignore=frozenset(args_to_ignore or ()),
-            source=f"|src:{source_hash(f, hash_method)}" if source_check else "",
+            source_check=source_check,
+            method=_is_method(f),
         )
         bypass = bypass_for(unless, f)
         wrapper: Any = None
         entries = FunctionCache(
             cache,
             meta.name,
-            timeout=lambda: wrapper.cache_timeout,
-            forced_update=forced_update,
+            timeout=lambda: check_timeout(wrapper.cache_timeout),
+            forced_update=predicate_for(forced_update),
             response_filter=response_filter,
             cache_none=cache_none,
             stale_while_revalidate=stale_while_revalidate,
             stale_if_error=stale_if_error,
             single_flight=single_flight,
+            is_stale=predicate_for(is_stale, leading=1),
+            function=f,
         )
 
         def tags_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
             extra = tags(*args, **kwargs) if callable(tags) else tags or ()
-            return [meta.tag, *extra]
+            return [*meta.tags(args, kwargs), *extra]
 
         if inspect.iscoroutinefunction(f):
 
@@ -335,9 +463,10 @@ def memoize(
                 state.begin()
                 return await entries.aget_or_compute(
                     state,
-                    meta.key(args, kwargs),
+                    meta.key(args, kwargs, state.settings.source_check),
                     tags_for(args, kwargs),
                     lambda: f(*args, **kwargs),
+                    (args, kwargs),
                 )
 
             wrapper = decorated_async
@@ -351,16 +480,23 @@ def memoize(
                 state.begin()
                 return entries.get_or_compute(
                     state,
-                    meta.key(args, kwargs),
+                    meta.key(args, kwargs, state.settings.source_check),
                     tags_for(args, kwargs),
                     lambda: f(*args, **kwargs),
+                    (args, kwargs),
                 )
 
             wrapper = decorated
 
+        def make_cache_key(*args: Any, **kwargs: Any) -> str:
+            """The key of a call; Flask-Caching's form passes the function first."""
+            if args and args[0] in (f, wrapper):
+                args = args[1:]
+            return meta.key(args, kwargs, cache.state().settings.source_check)
+
         wrapper.uncached = f
         wrapper.cache_timeout = timeout
-        wrapper.make_cache_key = lambda *args, **kwargs: meta.key(args, kwargs)
+        wrapper.make_cache_key = make_cache_key
         wrapper.__stash_memoized__ = meta
         wrapper.delete_memoized = lambda: cache.delete_memoized(wrapper)
         return cast(F, wrapper)

@@ -53,7 +53,7 @@ __all__ = ["CacheCollector", "mount_metrics", "register_metrics"]
 def _state_of(app: Flask, cache: Cache | None) -> AppState:
     if cache is not None:
         return cache.state(app)
-    for state in app.extensions.get("cache", {}).values():
+    for state in app.extensions.get("flask_stash", {}).values():
         if isinstance(state, AppState):
             return state
     raise RuntimeError(f"no Flask-Stash Cache is set up on app {app.name!r}")

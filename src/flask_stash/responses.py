@@ -1,7 +1,7 @@
 """Responses a view can return to steer the cache."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: typed code inspects this
+# constructor's signature, and expects real types there, not strings.
 from flask import Response
 
 __all__ = ["CachedResponse"]

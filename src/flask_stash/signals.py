@@ -30,7 +30,17 @@ from __future__ import annotations
 
 from blinker import Namespace
 
-__all__ = ["cache_error", "cache_hit", "cache_miss", "cache_skipped", "cache_stored"]
+__all__ = [
+    "cache_error",
+    "cache_hit",
+    "cache_memoize_hit",
+    "cache_memoize_miss",
+    "cache_miss",
+    "cache_skipped",
+    "cache_stored",
+    "cache_view_hit",
+    "cache_view_miss",
+]
 
 _signals = Namespace()
 
@@ -44,3 +54,23 @@ cache_stored = _signals.signal("cache-stored", doc="A computed value was written
 cache_skipped = _signals.signal("cache-skipped", doc="The store was left alone; see reason.")
 #: The store failed; the request went on without it.
 cache_error = _signals.signal("cache-error", doc="A store operation failed.")
+
+# -- Flask-Caching's signals ----------------------------------------------------
+#
+# Sent only with ``CACHE_ENABLE_SIGNALS = True``, without a sender, with the
+# keyword arguments Flask-Caching gives them: ``cache`` (the Cache),
+# ``cache_key``, ``args`` and ``kwargs`` (the call's arguments), and for the
+# memoize signals ``f``, the undecorated function.
+
+#: A ``@cached`` view or function was answered from the cache.
+cache_view_hit = _signals.signal(
+    "cache-view-hit", doc="A @cached call was answered from the cache."
+)
+#: A ``@cached`` view or function had to run.
+cache_view_miss = _signals.signal("cache-view-miss", doc="A @cached call had to run.")
+#: A ``@memoize`` function was answered from the cache.
+cache_memoize_hit = _signals.signal(
+    "cache-memoize-hit", doc="A @memoize call was answered from the cache."
+)
+#: A ``@memoize`` function had to run.
+cache_memoize_miss = _signals.signal("cache-memoize-miss", doc="A @memoize call had to run.")

@@ -32,7 +32,15 @@ LOG_INTERVAL = 10.0
 
 
 class AppState:
-    """Per-app state of one Cache, kept in ``app.extensions["cache"][cache]``."""
+    """Per-app state of one Cache, kept in ``app.extensions["flask_stash"][cache]``."""
+
+    #: Wall-clock time for entry freshness. A class attribute, so tests can
+    #: move time for one state (``state.clock = ...``) or for all of them.
+    clock: Callable[[], float] = staticmethod(time.time)
+    #: A ``Cache`` subclass that overrides some of the low-level methods;
+    #: the decorators' store calls then go through them (see :meth:`route`).
+    front: Any = None
+    front_methods: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -43,14 +51,14 @@ class AppState:
     ) -> None:
         self.settings = settings
         self.store = store
+        #: The app, for work done outside its context (background refreshes).
+        self.app: Any = sender
         #: The app's response class, kept here so a hit needs no ``current_app``.
         self.response_class = response_class
         #: Counters; signals about them are sent with *sender* (the app).
         self.stats = Stats(sender)
         self.breaker = CircuitBreaker(settings.failure_threshold, settings.retry_interval)
         self.flight = SingleFlight(lock_timeout=settings.lock_timeout, wait=settings.lock_wait)
-        #: Wall-clock time for entry freshness; tests replace it to move time.
-        self.clock: Callable[[], float] = time.time
         self.warned: set[tuple[str, str]] = set()
         self._log_lock = threading.Lock()
         self._last_log = -LOG_INTERVAL
@@ -152,8 +160,27 @@ class AppState:
             return True
         return False
 
+    def route(self, operation: str, *args: Any) -> Any:
+        """Run a decorator's store call through the ``Cache`` subclass's own method.
+
+        Instrumentation subclasses ``Cache`` and wraps ``get``, ``set`` ...;
+        it sees the decorators' traffic only if that goes through them. The
+        low-level methods return entries unwrapped for this thread meanwhile.
+        """
+        self._thread.raw = True
+        try:
+            return getattr(self.front, operation)(*args)
+        finally:
+            self._thread.raw = False
+
+    def wants_raw(self) -> bool:
+        """Whether a low-level call is a decorator's, routed by :meth:`route`."""
+        return self.front is not None and getattr(self._thread, "raw", False)
+
     def get(self, key: str, name: str) -> Any:
         """Read *key*; a failure or an open breaker reads as a miss (None)."""
+        if "get" in self.front_methods:
+            return self.route("get", key)
         breaker = self.breaker
         if (breaker.failures or breaker.open_until) and self._skip(name):
             return None
@@ -168,6 +195,14 @@ class AppState:
 
     def get_many(self, keys: list[str], name: str) -> list[Any]:
         """Read *keys* in one round trip; a failure or an open breaker reads as misses."""
+        if self.front is not None:
+            # A decorator reads an entry and its tag versions together. The
+            # subclass sees the entry's read through its ``get``; the tag
+            # versions are bookkeeping and go straight to the store.
+            if "get" in self.front_methods:
+                return [self.route("get", keys[0]), *self.direct_many(keys[1:], name)]
+            if "get_many" in self.front_methods:
+                return list(self.route("get_many", *keys))
         breaker = self.breaker
         if (breaker.failures or breaker.open_until) and self._skip(name):
             return [None] * len(keys)
@@ -180,12 +215,25 @@ class AppState:
             breaker.success()
         return found
 
+    def direct_many(self, keys: list[str], name: str) -> list[Any]:
+        """Read bookkeeping *keys* from the store itself, never through a subclass."""
+        if not keys:
+            return []
+        found: list[Any] = self.direct(name, "get_many", [None] * len(keys), *keys)
+        return found
+
     def call(self, name: str, operation: str, default: T, *args: Any) -> Any:
         """Run ``store.<operation>(*args)``; *default* if it fails or is skipped.
 
         A value that cannot be serialized is the caller's problem, not the
         store's: :class:`~flask_stash.SerializationError` is raised, not counted.
         """
+        if operation in self.front_methods:
+            return self.route(operation, *args)
+        return self.direct(name, operation, default, *args)
+
+    def direct(self, name: str, operation: str, default: T, *args: Any) -> Any:
+        """:meth:`call`, straight to the store: what the low-level API itself uses."""
         breaker = self.breaker
         if (breaker.failures or breaker.open_until) and self._skip(name):
             return default

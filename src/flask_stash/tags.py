@@ -54,11 +54,11 @@ def current_versions(
     for key, token in zip(tag_keys(tags), found, strict=True):
         if not isinstance(token, str):
             fresh = _token()
-            if state.call(name, "add", False, key, fresh, 0):
+            if state.direct(name, "add", False, key, fresh, 0):
                 token = fresh
             else:
-                token = state.call(name, "get", None, key)
-                if not isinstance(token, str) and state.call(name, "set", False, key, fresh, 0):
+                token = state.direct(name, "get", None, key)
+                if not isinstance(token, str) and state.direct(name, "set", False, key, fresh, 0):
                     # The key holds something unreadable (written under an
                     # old secret, say): replace it, or nothing under this tag
                     # could ever be stored again.

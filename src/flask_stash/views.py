@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -21,15 +22,43 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Request, Response, current_app, has_request_context, request
+from flask import (
+    Flask,
+    Request,
+    Response,
+    current_app,
+    has_app_context,
+    has_request_context,
+    request,
+    url_for,
+)
 from flask.globals import request_ctx
 from flask.sessions import SessionMixin
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 
 from . import http
-from .arguments import bypass_for, check_callable, check_stale_windows, check_timeout
+from .arguments import (
+    Predicate,
+    bypass_for,
+    check_callable,
+    check_stale_windows,
+    check_timeout,
+    predicate_for,
+    seconds,
+)
 from .entries import NEEDS_EMPTY_SESSION, PUBLIC, FrozenResponse, VaryIndex, is_fresh
-from .keys import HashMethod, function_name, hash_text, request_host, source_hash, view_key
+from .errors import SerializationError
+from .keys import (
+    HashMethod,
+    QueryArgs,
+    function_name,
+    hash_text,
+    query_string_of,
+    request_host,
+    source_hash,
+    view_key,
+)
 from .memoize import FunctionCache, TagsArgument, check_tags
 from .responses import CachedResponse
 from .tags import current_versions, matches, url_tag
@@ -111,13 +140,15 @@ class ViewOptions:
     timeout: int | None
     key_prefix: str | Callable[[], str]
     unless: Callable[..., Any] | None
-    forced_update: Callable[[], bool] | None
+    forced_update: Predicate | None
     response_filter: Callable[[Any], bool] | None
     query_string: bool
     hash_method: HashMethod
     cache_none: bool
     make_cache_key: Callable[..., str] | None
-    source_check: bool
+    source_check: bool | None
+    response_hit_indication: bool
+    is_stale: Predicate | None
     stale_while_revalidate: int
     stale_if_error: int
     tags: TagsArgument
@@ -134,16 +165,13 @@ class CachedView:
         self.f = f
         self.options = options
         self.name = function_name(f)
-        self.suffix = f"|src:{source_hash(f, options.hash_method)}" if options.source_check else ""
+        self.source = f"|src:{source_hash(f, options.hash_method)}"
         #: The decorated function; its ``cache_timeout`` is read on every store,
         #: as Flask-Caching does, so changing it changes later timeouts.
         self.decorated: Any = None
-        # A key built from the request applies to safe methods only. A fixed
-        # key_prefix caches a value, not a page, so the method does not matter.
-        prefix = options.key_prefix
-        self.from_request = options.make_cache_key is not None or (
-            isinstance(prefix, str) and "%s" in prefix
-        )
+        #: The ``make_cache_key`` the decorator put on it; another one
+        #: assigned later builds the keys instead, as in Flask-Caching.
+        self.default_make_key: Any = None
         self.plain = FunctionCache(
             cache,
             self.name,
@@ -154,12 +182,12 @@ class CachedView:
             stale_while_revalidate=options.stale_while_revalidate,
             stale_if_error=options.stale_if_error,
             single_flight=options.single_flight,
+            is_stale=options.is_stale,
         )
 
     @property
     def timeout(self) -> int | None:
-        found: int | None = getattr(self.decorated, "cache_timeout", self.options.timeout)
-        return found
+        return seconds(getattr(self.decorated, "cache_timeout", self.options.timeout))
 
     # -- keys ----------------------------------------------------------------
 
@@ -169,11 +197,15 @@ class CachedView:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         host: str | None = None,
+        state: AppState | None = None,
     ) -> str:
-        """The entry's key; *host* saves looking the host up again on the hit path."""
+        """The entry's key; *host* and *state* save looking them up again on the hit path."""
         options = self.options
         prefix = options.key_prefix
-        if options.make_cache_key is not None:
+        make_key = getattr(self.decorated, "make_cache_key", None)
+        if make_key is not self.default_make_key and callable(make_key):
+            key = str(make_key(*args, **kwargs))  # assigned by the app after decorating
+        elif options.make_cache_key is not None:
             key = options.make_cache_key(*args, **kwargs)
         elif callable(prefix):
             key = prefix()
@@ -193,7 +225,56 @@ class CachedView:
             key = prefix
         if options.per_user and req is not None:
             key += "|user:" + self._user(req)
-        return key + self.suffix
+        check = options.source_check
+        if check is False:
+            return key
+        if check is None:
+            check = (state or self.cache.state()).settings.source_check
+        return key + self.source if check else key
+
+    def key_for(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        path: str | None = None,
+        query_args: QueryArgs | None = None,
+    ) -> str:
+        """The key of the page at *path* (or the URL of the view's arguments).
+
+        With nothing given inside a request, it is the current request's key.
+        Otherwise the key is that of a GET of the URL, on the current
+        request's host, else on ``SERVER_NAME`` (or ``localhost``), exactly as
+        ``app.test_request_context()`` would build that request.
+        """
+        req = current_request()
+        prefix = self.options.key_prefix
+        if not (isinstance(prefix, str) and "%s" in prefix) or self.options.make_cache_key:
+            return self.key(req, args, kwargs)  # the key does not come from a URL
+        if req is not None and path is None and query_args is None and not args and not kwargs:
+            return self.key(req, (), {})
+        if not has_app_context():
+            app: Flask = self.cache.state().app
+            with app.app_context():
+                return self.key_for(args, kwargs, path, query_args)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if path is None:
+            values = dict(zip(_parameter_names(self.f), args, strict=False))
+            values.update(kwargs)
+            path = url_for(self.endpoint(app), _external=False, **values)
+        if query_args is not None:
+            query = query_string_of(query_args)
+        else:
+            query = req.environ.get("QUERY_STRING", "") if req is not None else ""
+        base_url = req.root_url if req is not None else None
+        context = app.test_request_context(path, base_url=base_url, query_string=query)
+        return self.key(context.request, (), {})
+
+    def endpoint(self, app: Flask) -> str:
+        """The endpoint this view is registered under (its name if it is not)."""
+        for endpoint, view in app.view_functions.items():
+            if view is self.decorated:
+                return endpoint
+        return self.f.__name__
 
     def _user(self, req: Request) -> str:
         """Who the request is from, for per-user entries."""
@@ -217,35 +298,62 @@ class CachedView:
     ) -> list[str]:
         tags = self.options.tags
         found = list(tags(*args, **kwargs) if callable(tags) else tags or ())
-        if req is not None and is_view:
+        # The URL tag lets an unsafe method drop the URL's cached GETs; a
+        # POST cached under the app's own key must not drop itself.
+        if req is not None and is_view and req.method in _CACHEABLE_METHODS:
             host = request_host(req.environ) if host is None else host
             found.insert(0, url_tag(host, req.path))
         return found
 
     # -- the request path ------------------------------------------------------
 
-    def is_view(self, req: Request | None) -> bool:
-        """Whether this call answers the request (rather than helping a view)."""
-        if self.from_request:
+    def is_view(self, req: Request, app: Flask) -> bool:
+        """Whether this call answers the request, rather than helping a view.
+
+        Only the endpoint's own view (or the ``dispatch_request`` or method
+        handler of its class-based view) makes a page; any other function
+        under ``@cached`` caches its return value.
+        """
+        rule = req.url_rule
+        if rule is None:
+            return False
+        view = app.view_functions.get(rule.endpoint)
+        if view is self.decorated:
             return True
-        rule = req.url_rule if req is not None else None
-        return rule is not None and current_app.view_functions.get(rule.endpoint) is self.decorated
+        view_class = getattr(view, "view_class", None)
+        if view_class is None:
+            return False
+        handler = getattr(view_class, req.method.lower(), None) or getattr(
+            view_class, "dispatch_request", None
+        )
+        return handler is self.decorated
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         req = current_request()
-        is_view = self.is_view(req)
-        if is_view and (req is None or req.method not in _CACHEABLE_METHODS):
-            return self.call(args, kwargs)
         state = self.cache.state()
+        is_view = req is not None and self.is_view(req, state.app)
+        # A key the app builds itself (make_cache_key) is the app's to choose,
+        # so any method may be cached under it; otherwise GET and HEAD only.
+        if (
+            is_view
+            and req is not None
+            and req.method not in _CACHEABLE_METHODS
+            and self.options.make_cache_key is None
+        ):
+            return self.call(args, kwargs)
         state.begin()
         host = request_host(req.environ) if req is not None else None
-        key = self.key(req, args, kwargs, host)
+        key = self.key(req, args, kwargs, host, state)
         tags = self.tags(req, args, kwargs, is_view, host)
         if req is None or not is_view:
-            return self.plain.get_or_compute(state, key, tags, lambda: self.call(args, kwargs))
+            return self.plain.get_or_compute(
+                state, key, tags, lambda: self.call(args, kwargs), (args, kwargs)
+            )
         return self.serve(state, req, key, tags, args, kwargs)
 
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not has_request_context() and not inspect.iscoroutinefunction(self.f):
+            return self.f(*args, **kwargs)
         return current_app.ensure_sync(self.f)(*args, **kwargs)
 
     def serve(
@@ -259,7 +367,9 @@ class CachedView:
     ) -> Any:
         options = self.options
         refreshing = req.environ.get(REVALIDATE) == key
-        forced = refreshing or (options.forced_update is not None and options.forced_update())
+        forced = refreshing or (
+            options.forced_update is not None and options.forced_update((), args, kwargs)
+        )
         keys = ["tag:" + tag for tag in tags]
         stale: FrozenResponse | None = None
         if forced:
@@ -276,16 +386,22 @@ class CachedView:
             ):
                 now = state.clock()
                 if is_fresh(entry.fresh_until, now):
-                    state.stats.hit(self.name, key)
-                    return self.respond(state, entry, req, now, "HIT")
-                if now < entry.fresh_until + options.stale_while_revalidate:
+                    response = self.respond(state, entry, req, now, "HIT")
+                    if options.is_stale is None or not options.is_stale((response,), args, kwargs):
+                        state.stats.hit(self.name, key)
+                        if state.settings.enable_signals:
+                            self.plain.signal(True, key, (args, kwargs))
+                        return response
+                elif now < entry.fresh_until + options.stale_while_revalidate:
                     self.refresh_in_background(state, req, key)
                     state.stats.hit(self.name, key)
                     state.stats.skip(self.name, "served stale", key)
                     return self.respond(state, entry, req, now, "STALE")
-                if now < entry.stale_until:
+                elif now < entry.stale_until:
                     stale = entry
         state.stats.miss(self.name, key)
+        if state.settings.enable_signals:
+            self.plain.signal(False, key, (args, kwargs))
 
         def compute() -> tuple[Computed, bool]:
             done = self.compute(state, req, key, tags, versions, stale, args, kwargs)
@@ -350,6 +466,8 @@ class CachedView:
         settings = state.settings
         if settings.x_cache_header:
             headers.append(("X-Cache", label))
+        if self.options.response_hit_indication:
+            headers.append(("hit_cache", "True"))
         if settings.send_cache_control and not http.header_values(headers, "cache-control"):
             remaining = max(0, int(entry.fresh_until - now)) if entry.fresh_until else 31536000
             # A page kept per user, or only for empty sessions, must not be
@@ -410,8 +528,16 @@ class CachedView:
         kwargs: dict[str, Any],
     ) -> Computed:
         """Run the view and store its response if every rule allows it."""
+        produced: Any = None
         try:
             rv = self.call(args, kwargs)
+        except HTTPException as exc:
+            # abort(404) is a page like a returned 404: the app's error
+            # handler makes it, and the storing rules decide on it.
+            rv = current_app.handle_user_exception(exc)
+            if isinstance(rv, HTTPException):  # no handler: the exception's own page
+                rv = rv.get_response(req.environ)
+            produced = True
         except Exception:
             if stale is None:
                 raise
@@ -426,7 +552,9 @@ class CachedView:
         if stale is not None and response.status_code >= 500:
             state.stats.skip(self.name, "stale_if_error", key)
             return Computed(self.respond(state, stale, req, state.clock(), "STALE"), None)
-        if self.options.response_filter is not None and not self.options.response_filter(rv):
+        if self.options.response_filter is not None and not self.options.response_filter(
+            response if produced else rv
+        ):
             state.stats.skip(self.name, "response_filter", key)
             return Computed(response, None)
         reason, flags = self.rules(response, req)
@@ -509,16 +637,24 @@ class CachedView:
             names = tuple(sorted((*names, "cookie")))
         store_timeout = timeout + window if timeout else 0
         variant = None
-        if names:
-            variant = variant_key(key, names, req)
-            index = VaryIndex(names, now, tokens)
-            stored = state.call(self.name, "set", False, key, index, store_timeout)
-            stored = stored and state.call(self.name, "set", False, variant, frozen, store_timeout)
-        else:
-            stored = state.call(self.name, "set", False, key, frozen, store_timeout)
+        try:
+            if names:
+                variant = variant_key(key, names, req)
+                index = VaryIndex(names, now, tokens)
+                stored = state.call(self.name, "set", False, key, index, store_timeout)
+                stored = stored and state.call(
+                    self.name, "set", False, variant, frozen, store_timeout
+                )
+            else:
+                stored = state.call(self.name, "set", False, key, frozen, store_timeout)
+        except SerializationError as err:
+            # A user's CACHE_SERIALIZER that cannot write a page: served, not stored.
+            state.stats.skip(self.name, "not serializable", key)
+            state.warn_once(self.name, "not serializable", f"{self.name}: page not cached: {err}")
+            return Computed(response, None)
         if stored:
             state.stats.stored(self.name, key)
-        if self.cache.state().settings.x_cache_header:
+        if state.settings.x_cache_header:
             response.headers["X-Cache"] = "MISS"
         return Computed(response, frozen, variant)
 
@@ -531,19 +667,28 @@ def _try(action: Callable[[], object]) -> bool:
         return False
 
 
+def _parameter_names(f: Callable[..., Any]) -> list[str]:
+    try:
+        return list(inspect.signature(f).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
 def cached(
     cache: Cache,
-    timeout: int | None = None,
+    timeout: Any = None,
     key_prefix: str | Callable[[], str] = "view/%s",
     unless: Callable[..., Any] | None = None,
-    forced_update: Callable[[], bool] | None = None,
+    forced_update: Callable[..., bool] | None = None,
     response_filter: Callable[[Any], bool] | None = None,
     query_string: bool = True,
     hash_method: HashMethod = hashlib.sha256,
     cache_none: bool = False,
     make_cache_key: Callable[..., str] | None = None,
-    source_check: bool = False,
+    source_check: bool | None = None,
+    response_hit_indication: bool = False,
     *,
+    is_stale: Callable[..., bool] | None = None,
     stale_while_revalidate: int = 0,
     stale_if_error: int = 0,
     tags: TagsArgument = None,
@@ -552,10 +697,11 @@ def cached(
     query_params: Collection[str] | None = None,
 ) -> Callable[[F], F]:
     """Build the decorator; see :meth:`flask_stash.Cache.cached`."""
-    check_timeout(timeout)
+    timeout = check_timeout(timeout)
     for label, value in (
         ("unless", unless),
         ("forced_update", forced_update),
+        ("is_stale", is_stale),
         ("response_filter", response_filter),
         ("make_cache_key", make_cache_key),
         ("hash_method", hash_method),
@@ -571,13 +717,15 @@ def cached(
         timeout=timeout,
         key_prefix=key_prefix,
         unless=unless,
-        forced_update=forced_update,
+        forced_update=predicate_for(forced_update),
         response_filter=response_filter,
         query_string=query_string,
         hash_method=hash_method,
         cache_none=cache_none,
         make_cache_key=make_cache_key,
         source_check=source_check,
+        response_hit_indication=response_hit_indication,
+        is_stale=predicate_for(is_stale, leading=1),
         stale_while_revalidate=stale_while_revalidate,
         stale_if_error=stale_if_error,
         tags=tags,
@@ -596,15 +744,19 @@ def cached(
                 return view.call(args, kwargs)
             return view(args, kwargs)
 
-        def make_key(*args: Any, **kwargs: Any) -> str:
-            """Return the key the current request would use."""
-            return view.key(current_request(), args, kwargs)
+        def make_key(
+            *args: Any, path: str | None = None, query_args: QueryArgs | None = None, **kwargs: Any
+        ) -> str:
+            """The key of the current request, or of the URL of *path* or the view's arguments."""
+            return view.key_for(args, kwargs, path, query_args)
 
         wrapper = cast(Any, decorated)
         wrapper.uncached = f
         wrapper.cache_timeout = timeout
         wrapper.make_cache_key = make_key
+        wrapper.__stash_cached__ = view
         view.decorated = wrapper
+        view.default_make_key = make_key
         return cast(F, decorated)
 
     return decorator

@@ -7,6 +7,8 @@ library of a store nobody uses never needs to be installed.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from ..errors import ConfigurationError
@@ -20,6 +22,7 @@ __all__ = [
     "StoreConfig",
     "accepted_types",
     "build_store",
+    "resolve_factory",
     "resolve_store_class",
     "type_for_url",
 ]
@@ -53,6 +56,12 @@ STORE_TYPES: dict[str, str] = {
     "RedisCache": _REDIS,
     "RedisSentinelCache": _REDIS,
     "RedisClusterCache": _REDIS,
+    "MemoryStore": _MEMORY,
+    "NullStore": _NULL,
+    "DiskStore": _DISK,
+    "MemcachedStore": _MEMCACHED,
+    "SASLMemcachedStore": _SASL,
+    "RedisStore": _REDIS,
 }
 
 #: URL schemes accepted by ``CACHE_URL``, each to a short store name.
@@ -81,7 +90,7 @@ _INSTALL_HINT = {
 def accepted_types() -> str:
     """Describe what ``CACHE_TYPE`` accepts, for error messages."""
     short = sorted(name for name in STORE_TYPES if name.islower())
-    long = sorted(name for name in STORE_TYPES if not name.islower())
+    long = sorted(name for name in STORE_TYPES if not name.islower() and not name.endswith("Store"))
     return (
         f"a short name ({', '.join(short)}), a Flask-Caching class name "
         f"({', '.join(long)}), or an import path 'package.module:StoreClass' "
@@ -128,6 +137,25 @@ def _import(path: str, shown_as: str) -> object:
         raise ConfigurationError(
             f"CACHE_TYPE {shown_as!r}: module {module_name!r} has no {attr!r}"
         ) from None
+
+
+def resolve_factory(store_type: object) -> Callable[..., Any] | None:
+    """The function a ``CACHE_TYPE`` import path names, if it names one, not a class.
+
+    Flask-Caching accepts ``"package.module.make_store"``, called as
+    ``make_store(app, config, args, options)`` to build the store.
+    """
+    if not isinstance(store_type, str):
+        return None
+    name = store_type.strip()
+    if name in STORE_TYPES or name.lower() in STORE_TYPES or not ("." in name or ":" in name):
+        return None
+    if name.rpartition(".")[2] in STORE_TYPES:
+        return None
+    found = _import(name, store_type)
+    if callable(found) and not isinstance(found, type):
+        return found
+    return None
 
 
 def resolve_store_class(store_type: str | type[BaseStore]) -> type[BaseStore]:

@@ -23,6 +23,10 @@ namespace. A version created from scratch (first use, or the counter was
 evicted or lived on a node that died) starts at the current time in
 microseconds, so it does not reuse a version that older entries carry
 (unless the wall clock is set back).
+
+Signing. The serializer is handed the finished memcached key (prefix,
+version and any hashing included), so a signed entry copied to another key,
+or from before a ``clear()`` to after it, reads as a miss.
 """
 
 from __future__ import annotations
@@ -261,14 +265,11 @@ class NamespacedMemcache(BaseStore):
             self.max_item_size,
         )
 
-    def _load(self, data: bytes | None) -> Any:
-        return None if data is None else self.serializer.loads(data)
-
-    def _counter(self, data: bytes) -> int:
+    def _counter(self, name: str, data: bytes) -> int:
         try:
             return int(data)
         except ValueError:
-            kind = type(self.serializer.loads(data)).__qualname__
+            kind = type(self.serializer.loads(data, name)).__qualname__
             raise TypeError(f"cannot increment a value of type {kind}") from None
 
     # -- the namespace version -----------------------------------------------
@@ -296,56 +297,64 @@ class NamespacedMemcache(BaseStore):
             return self._version
         raise MemcachedError(f"{self.describe()}: cannot read or create the namespace version")
 
-    def _read(self, keys: Sequence[str]) -> list[bytes | None]:
+    def _read(self, keys: Sequence[str]) -> list[Any]:
+        """Return the values at *keys*, None for each miss."""
         guess = self._version
         if guess is not None:
             names = [self._name(key, guess) for key in keys]
             found = self._fetch([self._ns_key, *names])
             version = self._adopt(found.get(self._ns_key))
             if version == guess:
-                return [found.get(name) for name in names]
+                return self._load(names, found)
         else:
             version = self._current_version()
         names = [self._name(key, version) for key in keys]
-        found = self._fetch(names)
-        return [found.get(name) for name in names]
+        return self._load(names, self._fetch(names))
+
+    def _load(self, names: list[str], found: dict[str, bytes]) -> list[Any]:
+        loads = self.serializer.loads
+        return [None if (data := found.get(name)) is None else loads(data, name) for name in names]
 
     # -- the store contract --------------------------------------------------
 
     def get(self, key: str) -> Any:
-        return self._load(self._read([key])[0])
+        return self._read([key])[0]
 
     def get_many(self, *keys: str) -> list[Any]:
         if not keys:
             return []
-        return [self._load(data) for data in self._read(keys)]
+        return self._read(keys)
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         expire = self._expire(timeout)
-        data = self.serializer.dumps(value)
         name = self._name(key, self._current_version())
+        data = self.serializer.dumps(value, name)
         if not self._fits(key, name, data):
             return False
         return not self._store({name: data}, expire)
 
     def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
         expire = self._expire(timeout)
-        data = self.serializer.dumps(value)
         name = self._name(key, self._current_version())
+        data = self.serializer.dumps(value, name)
         if not self._fits(key, name, data):
             return False
         return self._add(name, data, expire)
 
     def set_many(self, mapping: Mapping[str, Any], timeout: int | None = None) -> list[str]:
         expire = self._expire(timeout)
-        encoded = {key: self.serializer.dumps(value) for key, value in mapping.items()}
-        if not encoded:
+        if not mapping:
             return []
         version = self._current_version()
+        # Serialize everything before storing anything, so a value that
+        # cannot be stored stores nothing.
+        encoded: dict[str, tuple[str, bytes]] = {}
+        for key, value in mapping.items():
+            name = self._name(key, version)
+            encoded[name] = key, self.serializer.dumps(value, name)
         items: dict[str, bytes] = {}
         keys: dict[str, str] = {}
-        for key, data in encoded.items():
-            name = self._name(key, version)
+        for name, (key, data) in encoded.items():
             if self._fits(key, name, data):
                 items[name] = data
                 keys[name] = key
@@ -437,7 +446,7 @@ class NamespacedMemcache(BaseStore):
                 if self._add(name, b"%d" % delta, 0):
                     return delta
                 continue
-            result = self._counter(data) + delta
+            result = self._counter(name, data) + delta
             if self._cas(name, b"%d" % result, token):
                 return result
         raise MemcachedError(f"{self.describe()}: counter {name!r} could not be updated")

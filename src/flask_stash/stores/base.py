@@ -117,6 +117,10 @@ class BaseStore:
         """Remove *keys*; return those that existed."""
         return [key for key in keys if self.delete(key)]
 
+    def unlink(self, *keys: str) -> list[str]:
+        """Remove *keys* like :meth:`delete_many`; Redis frees their memory later."""
+        return self.delete_many(*keys)
+
     def has(self, key: str) -> bool:
         """Return whether *key* holds a value."""
         return self.get(key) is not None

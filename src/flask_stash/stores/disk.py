@@ -11,6 +11,8 @@ restart and evicts by size; this module only maps the store contract onto it.
   diskcache's atomic ``incr``; everything else goes through the serializer
   and is stored as bytes, so a value read back is always a fresh copy and an
   unpicklable value fails with ``SerializationError``, as on a remote store.
+  The serializer is handed the prefixed key, the one diskcache stores the
+  entry under, so a signed entry copied to another key reads as a miss.
 - Eviction is least-recently-stored: reads stay plain SELECTs that never take
   the write lock, where least-recently-used would turn every ``get`` into a
   write serialized across all workers.
@@ -35,6 +37,7 @@ from .base import BaseStore, StoreConfig
 
 try:
     import diskcache
+    from diskcache.core import MODE_PICKLE
 except ImportError as err:  # pragma: no cover - depends on the install
     raise ImportError(
         "the disk store needs diskcache; install it with pip install 'flask-stash[disk]'"
@@ -43,6 +46,25 @@ except ImportError as err:  # pragma: no cover - depends on the install
 __all__ = ["DiskStore"]
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+class _PlainDisk(diskcache.Disk):  # type: ignore[misc]
+    """diskcache's ``Disk``, except that it never unpickles what it reads.
+
+    The store writes only str keys, ints and bytes, which diskcache keeps as
+    they are. A row holding a pickle was written by someone else, and
+    unpickling it could run their code: its value reads as missing, its key
+    as the raw bytes (so ``threshold`` cannot evict it, but counts it).
+    """
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode == MODE_PICKLE:
+            # diskcache reads an OSError from fetch as a missing entry.
+            raise OSError("the disk store never unpickles a value")
+        return super().fetch(mode, filename, value, read)
+
+    def get(self, key: Any, raw: bool) -> Any:
+        return super().get(key, raw) if raw else bytes(key)
 
 
 def directory_from_url(url: SplitResult | None) -> str | None:
@@ -89,6 +111,7 @@ class DiskStore(BaseStore):
                 size_limit=max_bytes,
                 eviction_policy="least-recently-stored",
                 tag_index=True,
+                disk=_PlainDisk,
                 # Stop the write-ahead log from staying at its largest size.
                 sqlite_journal_size_limit=min(max_bytes, 4 * 1024 * 1024),
             )
@@ -116,12 +139,12 @@ class DiskStore(BaseStore):
     def _expire(self, timeout: int | None) -> float | None:
         return self._timeout(timeout) or None
 
-    def _encode(self, value: Any) -> Any:
+    def _encode(self, name: str, value: Any) -> Any:
         # type(), not isinstance(): a bool must come back as a bool.
-        return value if type(value) is int else self.serializer.dumps(value)
+        return value if type(value) is int else self.serializer.dumps(value, name)
 
-    def _decode(self, stored: Any) -> Any:
-        return self.serializer.loads(stored) if isinstance(stored, bytes) else stored
+    def _decode(self, name: str, stored: Any) -> Any:
+        return self.serializer.loads(stored, name) if isinstance(stored, bytes) else stored
 
     def _bound_count(self) -> None:
         """Evict the oldest entries while the directory holds over ``threshold``."""
@@ -134,23 +157,24 @@ class DiskStore(BaseStore):
                 self._cache.delete(key)
 
     def get(self, key: str) -> Any:
-        return self._decode(self._cache.get(self.key_prefix + key))
+        name = self.key_prefix + key
+        return self._decode(name, self._cache.get(name))
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
-        expire, stored = self._expire(timeout), self._encode(value)
+        name = self.key_prefix + key
+        expire, stored = self._expire(timeout), self._encode(name, value)
         if isinstance(stored, bytes) and len(stored) > self.max_bytes:
             return False
-        self._cache.set(self.key_prefix + key, stored, expire=expire, tag=self.key_prefix)
+        self._cache.set(name, stored, expire=expire, tag=self.key_prefix)
         self._bound_count()
         return True
 
     def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
-        expire, stored = self._expire(timeout), self._encode(value)
+        name = self.key_prefix + key
+        expire, stored = self._expire(timeout), self._encode(name, value)
         if isinstance(stored, bytes) and len(stored) > self.max_bytes:
             return False
-        added: bool = self._cache.add(
-            self.key_prefix + key, stored, expire=expire, tag=self.key_prefix
-        )
+        added: bool = self._cache.add(name, stored, expire=expire, tag=self.key_prefix)
         if added:
             self._bound_count()
         return added

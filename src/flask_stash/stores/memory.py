@@ -57,7 +57,9 @@ class _Entry(NamedTuple):
     expires: float  # on the store's clock; 0.0 means never
     value: Any  # the value itself, or its pickled bytes
     size: int
-    pickled: bool
+    # None when value is the value itself; else the key its bytes were
+    # serialized under (the full key), which the serializer needs to read them.
+    pickled: str | None
 
 
 class MemoryStore(BaseStore):
@@ -106,17 +108,20 @@ class MemoryStore(BaseStore):
     def __len__(self) -> int:
         return len(self._data)
 
-    def _entry(self, value: Any, timeout: int | None) -> _Entry:
+    def _entry(self, key: str, value: Any, timeout: int | None) -> _Entry:
+        """Build the entry for *value* at *key* (the full key, prefix included)."""
         seconds = self._timeout(timeout)
         expires = self.clock() + seconds if seconds else 0.0
         size = frozen_size(value)
         if size is not None:
-            return _Entry(expires, value, size, False)
-        blob = self.serializer.dumps(value)
-        return _Entry(expires, blob, len(blob) + _CONTAINER_SIZE, True)
+            return _Entry(expires, value, size, None)
+        blob = self.serializer.dumps(value, key)
+        return _Entry(expires, blob, len(blob) + _CONTAINER_SIZE, key)
 
     def _thaw(self, entry: _Entry) -> Any:
-        return self.serializer.loads(entry.value) if entry.pickled else entry.value
+        if entry.pickled is None:
+            return entry.value
+        return self.serializer.loads(entry.value, entry.pickled)
 
     def _live(self, key: str) -> _Entry | None:
         """Return the entry at *key* if it has not expired. Call with the lock held."""
@@ -173,18 +178,23 @@ class MemoryStore(BaseStore):
                 found.append(entry)
         loads = self.serializer.loads
         return [
-            None if entry is None else loads(entry.value) if entry.pickled else entry.value
+            None
+            if entry is None
+            else entry.value
+            if entry.pickled is None
+            else loads(entry.value, entry.pickled)
             for entry in found
         ]
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
-        entry = self._entry(value, timeout)
+        key = self.key_prefix + key
+        entry = self._entry(key, value, timeout)
         with self._lock:
-            return self._put(self.key_prefix + key, entry)
+            return self._put(key, entry)
 
     def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
-        entry = self._entry(value, timeout)
         key = self.key_prefix + key
+        entry = self._entry(key, value, timeout)
         with self._lock:
             if self._live(key) is not None:
                 return False
@@ -217,7 +227,7 @@ class MemoryStore(BaseStore):
                 raise TypeError(f"cannot increment a value of type {type(current).__qualname__}")
             result: int = current + delta
             expires = entry.expires if entry is not None else 0.0
-            self._put(key, _Entry(expires, result, _ATOM_SIZE, False))
+            self._put(key, _Entry(expires, result, _ATOM_SIZE, None))
             return result
 
     def describe(self) -> str:

@@ -628,23 +628,29 @@ class RedisStore(BaseStore):
             return int(seconds), None
         return None, max(1, round(seconds * 1000))
 
-    def _load(self, data: Any) -> Any:
-        return None if data is None else self.serializer.loads(data)
+    # The serializer is handed the Redis key (prefix included), so a signed
+    # entry copied to another key reads as a miss.
+
+    def _load(self, data: Any, name: str) -> Any:
+        return None if data is None else self.serializer.loads(data, name)
 
     # -- the store contract ----------------------------------------------------
 
     def get(self, key: str) -> Any:
-        return self._load(self.client.get(self._name(key)))
+        name = self._name(key)
+        return self._load(self.client.get(name), name)
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         ex, px = self._expiry(timeout)
-        blob = self.serializer.dumps(value)
-        return bool(self.client.set(self._name(key), blob, ex=ex, px=px))
+        name = self._name(key)
+        blob = self.serializer.dumps(value, name)
+        return bool(self.client.set(name, blob, ex=ex, px=px))
 
     def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
         ex, px = self._expiry(timeout)
-        blob = self.serializer.dumps(value)
-        return bool(self.client.set(self._name(key), blob, ex=ex, px=px, nx=True))
+        name = self._name(key)
+        blob = self.serializer.dumps(value, name)
+        return bool(self.client.set(name, blob, ex=ex, px=px, nx=True))
 
     def delete(self, key: str) -> bool:
         return bool(self.client.delete(self._name(key)))
@@ -661,18 +667,21 @@ class RedisStore(BaseStore):
         values = (
             client.mget_nonatomic(names) if isinstance(client, RedisCluster) else client.mget(names)
         )
-        return [self._load(value) for value in values]
+        return [self._load(value, name) for value, name in zip(values, names, strict=True)]
 
     def set_many(self, mapping: Mapping[str, Any], timeout: int | None = None) -> list[str]:
         ex, px = self._expiry(timeout)
         # Serialize everything first, so a value that cannot be stored stores nothing.
-        blobs = {key: self.serializer.dumps(value) for key, value in mapping.items()}
+        blobs: dict[str, tuple[str, bytes]] = {}
+        for key, value in mapping.items():
+            name = self._name(key)
+            blobs[key] = name, self.serializer.dumps(value, name)
         if not blobs:
             return []
         # A cluster transaction must stay in one hash slot, so there it is a plain pipeline.
         pipe = self.client.pipeline(transaction=not self.is_cluster)
-        for key, blob in blobs.items():
-            pipe.set(self._name(key), blob, ex=ex, px=px)
+        for name, blob in blobs.values():
+            pipe.set(name, blob, ex=ex, px=px)
         results = pipe.execute()
         return [key for key, stored in zip(blobs, results, strict=True) if stored]
 
@@ -694,6 +703,30 @@ class RedisStore(BaseStore):
             pipe.delete(*names)
             existed = pipe.execute()[:-1]
         return [key for key, hit in zip(unique, existed, strict=True) if hit]
+
+    def unlink(self, *keys: str) -> list[str]:
+        """Remove *keys* with UNLINK: the server frees their memory in the background."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return []
+        if self.is_cluster:
+            return self.delete_many(*unique)  # multi-key UNLINK cannot cross slots
+        names = [self._name(key) for key in unique]
+        pipe = self.client.pipeline(transaction=True)
+        for name in names:
+            pipe.exists(name)
+        pipe.unlink(*names)
+        existed = pipe.execute()[:-1]
+        return [key for key, hit in zip(unique, existed, strict=True) if hit]
+
+    @property
+    def _write_client(self) -> Any:
+        """The redis-py client, under the name Flask-Caching code reaches for."""
+        return self.client
+
+    @property
+    def _read_client(self) -> Any:
+        return self.client
 
     def inc(self, key: str, delta: int = 1) -> int | None:
         try:

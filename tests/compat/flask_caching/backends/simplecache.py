@@ -1,0 +1,3 @@
+from flask_stash.stores import MemoryStore as SimpleCache
+
+__all__ = ["SimpleCache"]
