@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 import pytest
-from flask import Flask, abort, render_template_string, request
+from flask import Flask, abort, render_template, render_template_string, request
 from flask.views import MethodView
 
 import flask_stash
@@ -466,3 +466,40 @@ def test_unlink_and_the_raw_client_on_redis(redis_cache: Cache) -> None:
     assert redis_cache.get("a") is None
     raw: Any = redis_cache.cache
     assert raw._write_client.ping() is True
+
+
+def test_low_level_get_of_a_page_gives_what_the_view_returned(app: Flask, cache: Cache) -> None:
+    @app.route("/text")
+    @cache.cached()
+    def text() -> str:
+        return "plain"
+
+    @app.route("/made")
+    @cache.cached()
+    def made() -> tuple[str, int, dict[str, str]]:
+        return "made", 203, {"X-Kind": "made"}
+
+    client = app.test_client()
+    client.get("/text")
+    client.get("/made")
+    text_: Any = text
+    made_: Any = made
+    with app.test_request_context("/text"):
+        assert cache.get(text_.make_cache_key()) == "plain"
+    with app.test_request_context("/made"):
+        page = cache.get(made_.make_cache_key())
+    assert (page.status_code, page.get_data(as_text=True)) == (203, "made")
+    assert page.headers["X-Kind"] == "made"
+
+
+def test_unnamed_fragments_of_two_templates_never_share(app: Flask, cache: Cache) -> None:
+    fragment = "{% cache 60 %}{{ v }}{% endcache %}"
+    app.jinja_loader = jinja2.DictLoader({"a.html": fragment, "b.html": fragment})
+    with app.test_request_context():
+        assert render_template("a.html", v="A") == "A"
+        assert render_template("b.html", v="B") == "B"
+        assert render_template("a.html", v="changed") == "A"
+        assert cache.get(flask_stash.make_template_fragment_key("a.html:1")) == "A"
+        # From a string there is no template name: Flask-Caching's name.
+        assert render_template_string(fragment, v="S") == "S"
+        assert cache.get(flask_stash.make_template_fragment_key("None1")) == "S"

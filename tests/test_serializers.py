@@ -422,6 +422,25 @@ def cachelib_json() -> Any:
     return serializers.JSONSerializer()
 
 
+class NeedsArguments:
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def dumps(self, value: Any) -> bytes:
+        return b""
+
+    def loads(self, data: bytes) -> Any:
+        return None
+
+
+def test_make_format_builds_a_format_class_as_flask_caching_does() -> None:
+    serializers = pytest.importorskip("cachelib.serializers")
+    built = make_format(serializers.JSONSerializer)
+    assert type(built) is CustomFormat
+    assert type(built.wrapped) is serializers.JSONSerializer
+    assert built.loads(built.dumps({"a": "b"})) == {"a": "b"}
+
+
 def test_make_format_accepts_objects_with_dumps_and_loads() -> None:
     for choice in [json, pickle, cachelib_json(), Raw()]:
         built = make_format(choice)
@@ -432,7 +451,8 @@ def test_make_format_accepts_objects_with_dumps_and_loads() -> None:
 @pytest.mark.parametrize(
     ("choice", "message"),
     [
-        (JSONSerializer, r"is a class; pass an instance, JSONSerializer\(\)"),
+        (NeedsArguments, r"NeedsArguments could not be built with no arguments"),
+        (dict, "CACHE_SERIALIZER dict is not usable"),
         (42, "CACHE_SERIALIZER 42 is not usable"),
         (object(), "is not usable"),
         ("yaml", "CACHE_SERIALIZER 'yaml' is unknown"),
@@ -565,7 +585,7 @@ def test_a_named_plain_format_without_a_secret_is_warned_about(
 
 @pytest.mark.parametrize(
     ("choice", "message"),
-    [(42, "CACHE_SERIALIZER 42 is not usable"), (JSONSerializer, "pass an instance")],
+    [(42, "CACHE_SERIALIZER 42 is not usable"), (NeedsArguments, "pass an instance")],
 )
 def test_an_unusable_serializer_fails_at_init_app(choice: object, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):

@@ -14,6 +14,7 @@ __all__ = ["FrozenResponse", "MemoEntry", "VaryIndex", "is_fresh", "well_formed"
 #: Flags of a FrozenResponse.
 NEEDS_EMPTY_SESSION = 1  # made while the (empty) session was read
 PUBLIC = 2  # Cache-Control: public, so it may answer an authorized request
+RETURNED_TEXT = 4  # the view returned a str: the low-level get() gives it back
 
 
 class FrozenResponse(NamedTuple):

@@ -24,7 +24,7 @@ from . import tags as _tags
 from . import views as _views
 from .arguments import Timeout, seconds
 from .config import load_settings
-from .entries import MemoEntry
+from .entries import RETURNED_TEXT, FrozenResponse, MemoEntry
 from .errors import SerializationError
 from .keys import HashMethod, QueryArgs, request_host
 from .state import AppState
@@ -198,12 +198,22 @@ class Cache:
     def _value(self, found: Any) -> Any:
         """What the low-level API returns for an entry a decorator stored.
 
-        A decorator's own read, routed through an overriding subclass, gets
-        the entry itself.
+        A memoized result is the value; a page is what the view returned if
+        that was text, else the stored response rebuilt. A decorator's own
+        read, routed through an overriding subclass, gets the entry itself.
         """
-        if type(found) is MemoEntry and not self.state().wants_raw():
+        kind = type(found)
+        if kind is not MemoEntry and kind is not FrozenResponse:
+            return found
+        state = self.state()
+        if state.wants_raw():
+            return found
+        if kind is MemoEntry:
             return found.value
-        return found
+        if found.flags & RETURNED_TEXT:
+            return found.body.decode("utf-8")
+        response_class = state.response_class or Response
+        return response_class(found.body, found.status, list(found.headers))
 
     def get(self, key: str) -> Any:
         """Return the value at *key*, or None."""
@@ -498,7 +508,7 @@ class Cache:
             return False
         (meta, bound), state = found
         if not args and not kwargs:
-            if bound and meta.method:
+            if bound and meta.instance is not None:
                 return meta.invalidate(state, [meta.instance_tag(bound[0])])
             return meta.invalidate(state)
         if bound and not inspect.isclass(bound[0]) and not (args and args[0] is bound[0]):

@@ -67,7 +67,12 @@ class CacheExtension(Extension):
         if parser.stream.skip_if("comma"):
             name: nodes.Expr = parser.parse_expression()
         else:
-            name = nodes.Const(f"{parser.name or parser.filename or 'template'}:{lineno}")
+            # Named after its template and line, so unnamed fragments of two
+            # templates never share an entry. A template with no name (from
+            # a string) cannot be told apart anyway: it gets Flask-Caching's
+            # name, "None" and the line.
+            where = parser.name or parser.filename
+            name = nodes.Const(f"{where}:{lineno}" if where else f"None{lineno}")
         vary: list[nodes.Expr] = []
         while parser.stream.skip_if("comma"):
             vary.append(parser.parse_expression())

@@ -20,6 +20,7 @@ __all__ = [
     "HashMethod",
     "QueryArgs",
     "bind_arguments",
+    "bind_parts",
     "canonical_query",
     "function_name",
     "hash_text",
@@ -184,25 +185,34 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(fn)
 
 
+def bind_parts(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    ignore: Collection[str] = (),
+) -> list[str]:
+    """Return a stable ``name=text`` for each of a call's arguments, in signature order.
+
+    ``f(1, 2)``, ``f(1, b=2)`` and ``f(a=1, b=2)`` bind to the same
+    arguments, defaults applied, so they give the same texts.
+    """
+    bound = _signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return [
+        f"{name}={stable_repr(value)}"
+        for name, value in bound.arguments.items()
+        if name not in ignore
+    ]
+
+
 def bind_arguments(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
     ignore: Collection[str] = (),
 ) -> str:
-    """Return a stable text of a call's arguments, bound to *fn*'s signature.
-
-    ``f(1, 2)``, ``f(1, b=2)`` and ``f(a=1, b=2)`` bind to the same
-    arguments, defaults applied, so they give the same text.
-    """
-    bound = _signature(fn).bind(*args, **kwargs)
-    bound.apply_defaults()
-    parts = [
-        f"{name}={stable_repr(value)}"
-        for name, value in bound.arguments.items()
-        if name not in ignore
-    ]
-    return ";".join(parts)
+    """Return a stable text of a call's arguments (see :func:`bind_parts`)."""
+    return ";".join(bind_parts(fn, args, kwargs, ignore))
 
 
 def _const_text(const: object) -> str:

@@ -30,7 +30,7 @@ from .arguments import (
 )
 from .entries import MemoEntry, is_fresh
 from .errors import SerializationError
-from .keys import HashMethod, bind_arguments, function_name, hash_text, source_hash, stable_repr
+from .keys import HashMethod, bind_parts, function_name, hash_text, source_hash, stable_repr
 from .signals import cache_memoize_hit, cache_memoize_miss, cache_view_hit, cache_view_miss
 from .tags import current_versions, invalidate, matches, tag_keys
 
@@ -138,13 +138,13 @@ class FunctionCache:
         ``is_stale`` are asked only with the *call* (a first look, not a
         re-read after waiting for another computation).
         """
-        if call is not None and self.forced_update is not None and self.forced_update((), *call):
+        if self.forced_update is not None and call is not None and self.forced_update((), *call):
             return None, [None] * len(keys), None
         found = state.get_many([key, *keys], self.name)
         entry, versions = found[0], tuple(found[1:])
         if type(entry) is not MemoEntry or not matches(entry.versions, versions):
             return None, versions, None
-        if call is not None and self.is_stale is not None and self.is_stale((entry.value,), *call):
+        if self.is_stale is not None and call is not None and self.is_stale((entry.value,), *call):
             return None, versions, None
         now = state.clock()
         if is_fresh(entry.fresh_until, now) or now < entry.fresh_until + self.swr:
@@ -319,33 +319,44 @@ class Memoized:
     ignore: Collection[str]
     #: The decorator's ``source_check``; None follows ``CACHE_SOURCE_CHECK``.
     source_check: bool | None
-    #: Whether the first parameter is ``self`` or ``cls``: entries then also
-    #: carry a tag of their instance, so ``delete_memoized(obj.method)``
-    #: drops that object's entries only.
-    method: bool = False
+    #: ``"self"`` or ``"cls"`` when that is the first parameter (and not in
+    #: *ignore*): entries then also carry a tag of their instance, so
+    #: ``delete_memoized(obj.method)`` drops that object's entries only.
+    instance: str | None = None
 
-    @property
+    @functools.cached_property
     def tag(self) -> str:
         """The tag every entry of the function carries."""
         return f"fn:{self.name}"
 
     def instance_tag(self, instance: object) -> str:
-        return f"fn:{self.name}|{hash_text(stable_repr(instance), self.hash_method)[:32]}"
+        return self._instance_tag(f"{self.instance}={stable_repr(instance)}")
 
-    def tags(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
-        if self.method and args and "self" not in self.ignore and "cls" not in self.ignore:
-            return [self.tag, self.instance_tag(args[0])]
-        return [self.tag]
+    def _instance_tag(self, bound_first: str) -> str:
+        return f"{self.tag}|{hash_text(bound_first, self.hash_method)[:32]}"
 
     @functools.cached_property
     def source(self) -> str:
         return f"|src:{source_hash(self.function, self.hash_method)}"
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any], source_check: bool = False) -> str:
-        bound = bind_arguments(self.function, args, kwargs, self.ignore)
+        return self.key_and_tags(args, kwargs, source_check)[0]
+
+    def key_and_tags(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], source_check: bool = False
+    ) -> tuple[str, list[str]]:
+        """The key of a call, and the tags its entry carries.
+
+        A method's instance tag reuses the text its ``self`` was bound to,
+        so the instance is written out once per call.
+        """
+        parts = bind_parts(self.function, args, kwargs, self.ignore)
         check = self.source_check if self.source_check is not None else source_check
-        digest = hash_text(bound + (self.source if check else ""), self.hash_method)
-        return f"memoize:{self.name}:{digest}"
+        digest = hash_text(";".join(parts) + (self.source if check else ""), self.hash_method)
+        key = f"memoize:{self.name}:{digest}"
+        if self.instance is not None and parts:
+            return key, [self.tag, self._instance_tag(parts[0])]
+        return key, [self.tag]
 
     def invalidate(self, state: AppState, tags: list[str] | None = None) -> bool:
         return invalidate(state, self.name, tags or [self.tag])
@@ -376,17 +387,18 @@ def function_namespace(
     """
     found = memoized_of(f)
     name = found[0].name if found is not None else function_name(f)
-    if args and _is_method(inspect.unwrap(f)):
+    if args and _instance_parameter(inspect.unwrap(f)) is not None:
         return name, f"{name}.{stable_repr(args[0])}"
     return name, None
 
 
-def _is_method(f: Callable[..., Any]) -> bool:
+def _instance_parameter(f: Callable[..., Any]) -> str | None:
+    """``"self"`` or ``"cls"`` if that is *f*'s first parameter, else None."""
     try:
         first = next(iter(inspect.signature(f).parameters), None)
     except (TypeError, ValueError):
-        return False
-    return first in ("self", "cls")
+        return None
+    return first if first in ("self", "cls") else None
 
 
 def memoize(
@@ -425,13 +437,15 @@ def memoize(
 
     def decorator(f: F) -> F:
         base_name = function_name(f)
+        first = _instance_parameter(f)
+        ignore = frozenset(args_to_ignore or ())
         meta = Memoized(
             function=f,
             name=make_name(base_name) if make_name else base_name,
             hash_method=hash_method,
-            ignore=frozenset(args_to_ignore or ()),
+            ignore=ignore,
             source_check=source_check,
-            method=_is_method(f),
+            instance=None if first in ignore else first,
         )
         bypass = bypass_for(unless, f)
         wrapper: Any = None
@@ -449,9 +463,14 @@ def memoize(
             function=f,
         )
 
-        def tags_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+        def with_extra_tags(
+            args: tuple[Any, ...], kwargs: dict[str, Any], source_check: bool
+        ) -> tuple[str, list[str]]:
+            key, own = meta.key_and_tags(args, kwargs, source_check)
             extra = tags(*args, **kwargs) if callable(tags) else tags or ()
-            return [*meta.tags(args, kwargs), *extra]
+            return key, [*own, *extra]
+
+        key_and_tags = meta.key_and_tags if tags is None else with_extra_tags
 
         if inspect.iscoroutinefunction(f):
 
@@ -461,12 +480,9 @@ def memoize(
                     return await f(*args, **kwargs)
                 state = cache.state()
                 state.begin()
+                key, entry_tags = key_and_tags(args, kwargs, state.settings.source_check)
                 return await entries.aget_or_compute(
-                    state,
-                    meta.key(args, kwargs, state.settings.source_check),
-                    tags_for(args, kwargs),
-                    lambda: f(*args, **kwargs),
-                    (args, kwargs),
+                    state, key, entry_tags, lambda: f(*args, **kwargs), (args, kwargs)
                 )
 
             wrapper = decorated_async
@@ -478,12 +494,9 @@ def memoize(
                     return f(*args, **kwargs)
                 state = cache.state()
                 state.begin()
+                key, entry_tags = key_and_tags(args, kwargs, state.settings.source_check)
                 return entries.get_or_compute(
-                    state,
-                    meta.key(args, kwargs, state.settings.source_check),
-                    tags_for(args, kwargs),
-                    lambda: f(*args, **kwargs),
-                    (args, kwargs),
+                    state, key, entry_tags, lambda: f(*args, **kwargs), (args, kwargs)
                 )
 
             wrapper = decorated

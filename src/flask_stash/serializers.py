@@ -477,11 +477,19 @@ def make_format(choice: object) -> Format:
         built: Format = FORMATS[choice]()
         return built
     if isinstance(choice, type):
-        # JSONSerializer where JSONSerializer() was meant: its methods would want self.
-        raise ConfigurationError(
-            f"CACHE_SERIALIZER {choice.__qualname__} is a class; pass an instance, "
-            f"{choice.__qualname__}() ({_ACCEPTED})"
-        )
+        # A class, as Flask-Caching accepts it: the format is an instance of it.
+        cls: type[Any] = choice
+        if not (callable(getattr(cls, "dumps", None)) and callable(getattr(cls, "loads", None))):
+            raise ConfigurationError(
+                f"CACHE_SERIALIZER {cls.__qualname__} is not usable; {_ACCEPTED}"
+            )
+        try:
+            choice = cls()
+        except TypeError as err:
+            raise ConfigurationError(
+                f"CACHE_SERIALIZER {cls.__qualname__} could not be built with no "
+                f"arguments ({err}); pass an instance instead ({_ACCEPTED})"
+            ) from err
     if callable(getattr(choice, "dumps", None)) and callable(getattr(choice, "loads", None)):
         return CustomFormat(choice)
     raise ConfigurationError(f"CACHE_SERIALIZER {choice!r} is not usable; {_ACCEPTED}")

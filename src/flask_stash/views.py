@@ -47,7 +47,14 @@ from .arguments import (
     predicate_for,
     seconds,
 )
-from .entries import NEEDS_EMPTY_SESSION, PUBLIC, FrozenResponse, VaryIndex, is_fresh
+from .entries import (
+    NEEDS_EMPTY_SESSION,
+    PUBLIC,
+    RETURNED_TEXT,
+    FrozenResponse,
+    VaryIndex,
+    is_fresh,
+)
 from .errors import SerializationError
 from .keys import (
     HashMethod,
@@ -566,6 +573,8 @@ class CachedView:
                     self.name, reason, f"{self.name}: response not cached: it is streamed"
                 )
             return Computed(response, None)
+        if type(rv) is str:
+            flags |= RETURNED_TEXT
         return self.store(state, req, key, tags, versions, response, flags, read_cookies)
 
     def rules(self, response: Response, req: Request) -> tuple[str | None, int]:

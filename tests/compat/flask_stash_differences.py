@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 PRIVATE = "reads Flask-Caching's private memoize version keys or helpers"
-PAGES = "views are stored as responses: cache.get() of a page key returns the stored response"
 REPEATED = "the order of a repeated query parameter's values is in the key (getlist() sees it)"
 BY_STATE = "objects without __repr__ or __caching_id__ are keyed by their attributes, not address"
 CALL_ORDER = "asserts Flask-Caching's own sequence of store calls (has, version keys)"
@@ -29,7 +28,6 @@ PUBLIC_API = (
 )
 
 DIFFERENCES = {
-    "test_view.py::test_cache_key_property": PAGES,
     "test_view.py::test_generate_cache_key_from_query_string_repeated_paramaters": REPEATED,
     "test_view.py::test_delete_cached_query_string_repeated_parameters": REPEATED,
     "test_memoize.py::test_memoize_version_key_outlives_newest_entry": PRIVATE,
@@ -45,9 +43,6 @@ DIFFERENCES = {
     "test_memoize.py::test_memoize_classfunc_delete_with_explicit_instance": BY_STATE,
     "test_subclassing.py::test_cached_cache_none_uses_public_has": CALL_ORDER,
     "test_subclassing.py::test_memoize_uses_public_methods": CALL_ORDER,
-    "test_templates.py::test_jinjaext_cache": (
-        "an unnamed {% cache %} fragment is keyed by its template and line, so two never collide"
-    ),
 }
 
 
