@@ -14,11 +14,24 @@ from typing import Any
 
 import pytest
 
-from flask_stash.flight import SingleFlight, StoreLock
+from flask_stash.breaker import CircuitBreaker
+from flask_stash.flight import SingleFlight, StoreLock, lock_value
+from flask_stash.guard import GuardedStore
+from flask_stash.stats import Stats
 from flask_stash.stores import BaseStore, MemoryStore
 
 from .harness import StoreHarness
 from .plugins.memory import FakeClock
+
+
+def store_lock(store: BaseStore) -> StoreLock:
+    """The lock the cache takes on *store*, through its guard."""
+    return StoreLock(GuardedStore(store, CircuitBreaker(), Stats(object())), "test")
+
+
+def held(token: str, seconds: float = 60.0) -> str:
+    """A lock value whose holder expects to be done in *seconds*."""
+    return lock_value(token, time.time() + seconds)
 
 
 def _start(count: int, target: Callable[[], None]) -> list[threading.Thread]:
@@ -189,7 +202,7 @@ def test_the_registry_is_emptied_after_successes_and_failures() -> None:
         with pytest.raises(ValueError, match="nope"):
             flight.run(f"k{index}", fail)
         with pytest.raises(ValueError, match="nope"):
-            flight.run(f"k{index}", fail, lock=StoreLock(MemoryStore()))
+            flight.run(f"k{index}", fail, lock=store_lock(MemoryStore()))
     assert flight.in_flight == frozenset()
     assert flight.stats.leader == 9
 
@@ -208,7 +221,7 @@ def test_settings_are_checked() -> None:
 
 def test_store_lock_rounds_up_to_whole_seconds_and_checks_its_token(clock: FakeClock) -> None:
     store = MemoryStore(clock=clock)
-    lock = StoreLock(store)
+    lock = store_lock(store)
     assert lock.acquire("lock:k", "mine", 0.2) is True
     clock.advance(0.5)
     assert lock.acquire("lock:k", "theirs", 0.2) is False  # held for 1 s, not 0.2
@@ -224,7 +237,7 @@ def test_store_lock_rounds_up_to_whole_seconds_and_checks_its_token(clock: FakeC
 def test_the_lock_is_released_after_computing(clock: FakeClock) -> None:
     store = MemoryStore(clock=clock)
     flight = SingleFlight(clock=clock, sleep=clock.advance)
-    assert flight.run("k", lambda: ("v", True), lock=StoreLock(store)) == "v"
+    assert flight.run("k", lambda: ("v", True), lock=store_lock(store)) == "v"
     assert store.get("lock:k") is None
     assert (flight.stats.computed, flight.stats.waited) == (1, 0)
 
@@ -237,7 +250,7 @@ def test_a_value_stored_before_the_lock_was_taken_is_read_not_computed(clock: Fa
     def compute() -> tuple[str, bool]:
         raise AssertionError("computed although the value was there")
 
-    got = flight.run("k", compute, read=lambda: store.get("value"), lock=StoreLock(store))
+    got = flight.run("k", compute, read=lambda: store.get("value"), lock=store_lock(store))
     assert got == "stored by the previous holder"
     assert flight.stats.lock_hit == 1
     assert store.get("lock:k") is None
@@ -245,31 +258,31 @@ def test_a_value_stored_before_the_lock_was_taken_is_read_not_computed(clock: Fa
 
 def test_an_expired_lock_is_taken_over(clock: FakeClock) -> None:
     store = MemoryStore(clock=clock)
-    assert StoreLock(store).acquire("lock:k", "crashed", 1)
+    assert store_lock(store).acquire("lock:k", held("crashed"), 1)
     flight = SingleFlight(wait=30, clock=clock, sleep=clock.advance)
     started = clock.now
-    assert flight.run("k", lambda: ("v", True), lock=StoreLock(store)) == "v"
+    assert flight.run("k", lambda: ("v", True), lock=store_lock(store)) == "v"
     assert 1.0 <= clock.now - started < 1.5
     assert (flight.stats.waited, flight.stats.lock_wait_timeout, flight.stats.computed) == (1, 0, 1)
 
 
 def test_waiting_for_another_process_is_bounded(clock: FakeClock) -> None:
     store = MemoryStore(clock=clock)
-    assert StoreLock(store).acquire("lock:k", "slow", 600)
+    assert store_lock(store).acquire("lock:k", held("slow"), 600)
     flight = SingleFlight(wait=3, poll_interval=0.05, clock=clock, sleep=clock.advance)
     started = clock.now
     got = flight.run(
-        "k", lambda: ("mine", True), read=lambda: store.get("value"), lock=StoreLock(store)
+        "k", lambda: ("mine", True), read=lambda: store.get("value"), lock=store_lock(store)
     )
     assert got == "mine"
     assert clock.now - started == pytest.approx(3.0)
     assert (flight.stats.lock_wait_timeout, flight.stats.computed) == (1, 1)
-    assert store.get("lock:k") == "slow"  # not ours to release
+    assert str(store.get("lock:k")).startswith("slow|")  # not ours to release
 
 
 def test_a_read_that_raises_is_a_miss_and_polling_goes_on(clock: FakeClock) -> None:
     store = MemoryStore(clock=clock)
-    assert StoreLock(store).acquire("lock:k", "other", 60)
+    assert store_lock(store).acquire("lock:k", held("other"), 60)
     reads = Counter()
 
     def read() -> str | None:
@@ -281,7 +294,7 @@ def test_a_read_that_raises_is_a_miss_and_polling_goes_on(clock: FakeClock) -> N
         raise AssertionError("computed although the value came")
 
     flight = SingleFlight(clock=clock, sleep=clock.advance)
-    assert flight.run("k", compute, read=read, lock=StoreLock(store)) == "theirs"
+    assert flight.run("k", compute, read=read, lock=store_lock(store)) == "theirs"
     assert reads.calls == 3
     assert flight.stats.lock_hit == 1
 
@@ -311,7 +324,7 @@ def test_a_failing_store_means_computing_at_once(caplog: pytest.LogCaptureFixtur
     started = time.monotonic()
     with caplog.at_level(logging.DEBUG, logger="flask_stash"):
         got = flight.run(
-            "k", lambda: ("v", True), read=lambda: store.get("v"), lock=StoreLock(store)
+            "k", lambda: ("v", True), read=lambda: store.get("v"), lock=store_lock(store)
         )
     assert got == "v"
     assert time.monotonic() - started < 1.0
@@ -329,7 +342,7 @@ class ForgetfulStore(MemoryStore):
 def test_a_failed_release_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     flight = SingleFlight()
     with caplog.at_level(logging.DEBUG, logger="flask_stash"):
-        assert flight.run("k", lambda: ("v", True), lock=StoreLock(ForgetfulStore())) == "v"
+        assert flight.run("k", lambda: ("v", True), lock=store_lock(ForgetfulStore())) == "v"
     assert "gone while releasing" in caplog.text
     assert flight.in_flight == frozenset()
 
@@ -351,7 +364,7 @@ def _run_in_process(
     store_type, parts = type_for_url(url)
     store = build_store(store_type, StoreConfig(key_prefix=prefix, url=parts))
     flight = SingleFlight(lock_timeout=10, wait=10)
-    lock = StoreLock(store)
+    lock = store_lock(store)
     results: list[str] = []
 
     def compute() -> tuple[str, bool]:
@@ -406,7 +419,7 @@ def test_a_crashed_lock_holder_delays_but_does_not_stop_computing(
     _shared_only(harness)
     prefix = f"c{uuid.uuid4().hex[:8]}:"
     crashed, store = harness.make(prefix), harness.make(prefix)
-    assert StoreLock(crashed).acquire("lock:hot", "never released", 1)
+    assert store_lock(crashed).acquire("lock:hot", held("never released"), 1)
     counter = Counter()
 
     def compute() -> tuple[str, bool]:
@@ -415,7 +428,7 @@ def test_a_crashed_lock_holder_delays_but_does_not_stop_computing(
 
     flight = SingleFlight(wait=3)
     started = time.monotonic()
-    got = flight.run("hot", compute, read=lambda: store.get("value"), lock=StoreLock(store))
+    got = flight.run("hot", compute, read=lambda: store.get("value"), lock=store_lock(store))
     elapsed = time.monotonic() - started
     assert got == "v"
     assert counter.calls == 1
@@ -423,3 +436,71 @@ def test_a_crashed_lock_holder_delays_but_does_not_stop_computing(
     assert flight.stats.lock_wait_timeout == 0
     assert elapsed < 3.0
     assert store.get("lock:hot") is None
+
+
+# -- coroutines ------------------------------------------------------------------------
+
+
+def test_coroutines_in_their_own_loops_share_one_computation() -> None:
+    import asyncio
+
+    flight = SingleFlight()
+    started = threading.Event()
+    results: list[str] = []
+
+    async def compute() -> tuple[str, bool]:
+        started.set()
+        await asyncio.sleep(0.3)
+        return "v", True
+
+    def call() -> None:
+        results.append(asyncio.run(flight.arun("k", compute, name="view")))
+
+    first = _start(1, call)
+    started.wait(5)
+    _join(first + _start(7, call))
+    assert results == ["v"] * 8
+    assert (flight.stats.computed, flight.stats.shared) == (1, 7)
+
+
+def test_a_memoized_coroutine_computes_once_under_concurrent_calls() -> None:
+    import asyncio
+
+    from flask import Flask
+
+    from flask_stash import Cache
+
+    app = Flask(__name__)
+    cache = Cache(app)
+    runs: list[int] = []
+
+    @cache.memoize(timeout=60)
+    async def slow(n: int) -> int:
+        runs.append(n)
+        await asyncio.sleep(0.3)
+        return n * 2
+
+    results: list[int] = []
+
+    def call() -> None:
+        with app.app_context():
+            results.append(asyncio.run(slow(21)))
+
+    _join(_start(8, call))
+    assert results == [42] * 8
+    assert runs == [21]
+
+
+def test_a_coroutines_lock_is_released_when_it_raises(clock: FakeClock) -> None:
+    import asyncio
+
+    store = MemoryStore(clock=clock)
+    flight = SingleFlight(clock=clock, sleep=clock.advance)
+
+    async def fail() -> tuple[str, bool]:
+        raise ValueError("nope")
+
+    with pytest.raises(ValueError, match="nope"):
+        asyncio.run(flight.arun("k", fail, lock=store_lock(store)))
+    assert store.get("lock:k") is None
+    assert flight.in_flight == frozenset()

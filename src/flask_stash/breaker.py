@@ -4,6 +4,10 @@ After ``threshold`` consecutive failures the store is skipped for
 ``retry_interval`` seconds: requests are served uncached at full speed
 instead of each waiting out a timeout. Then one request tries the store
 again; a success closes the breaker, a failure opens it for another interval.
+
+Reads and writes are counted apart: a store that answers reads but times
+out on writes (full, paused for writes) still opens the breaker, since a
+good read only clears read failures.
 """
 
 from __future__ import annotations
@@ -31,8 +35,12 @@ class CircuitBreaker:
         self.threshold = threshold
         self.retry_interval = retry_interval
         self.clock = clock
+        #: Consecutive failures, reads and writes together: nonzero means
+        #: "look closer" on the hot path.
         self.failures = 0
         self.open_until = 0.0
+        self._read_failures = 0
+        self._write_failures = 0
         self._lock = threading.Lock()
 
     @property
@@ -56,16 +64,29 @@ class CircuitBreaker:
             self.open_until = self.clock() + self.retry_interval
             return True
 
-    def success(self) -> None:
+    def success(self, write: bool = True) -> None:
+        """Record a success; a read clears read failures only.
+
+        Any success closes an open breaker (the trial got through). Write
+        failures a read did not clear stay counted, so if writes still
+        fail, the next one opens the breaker again at once.
+        """
         if self.failures or self.open_until:
             with self._lock:
-                self.failures = 0
+                if write:
+                    self._write_failures = 0
+                self._read_failures = 0
+                self.failures = self._read_failures + self._write_failures
                 self.open_until = 0.0
 
-    def failure(self) -> bool:
+    def failure(self, write: bool = False) -> bool:
         """Record a failure; return True if it opened the breaker."""
         with self._lock:
-            self.failures += 1
+            if write:
+                self._write_failures += 1
+            else:
+                self._read_failures += 1
+            self.failures = self._read_failures + self._write_failures
             if self.failures >= self.threshold:
                 opened = not self.open_until
                 self.open_until = self.clock() + self.retry_interval

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import threading
 import weakref
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from .arguments import Timeout, seconds
 from .config import load_settings
 from .entries import RETURNED_TEXT, FrozenResponse, MemoEntry
 from .errors import SerializationError
+from .guard import GuardedStore
 from .keys import HashMethod, QueryArgs, request_host
 from .state import AppState
 from .stats import Stats
@@ -131,7 +133,7 @@ class Cache:
             name for name in _OVERRIDABLE if getattr(type(self), name) is not getattr(Cache, name)
         )
         if overridden:
-            state.front, state.front_methods = self, overridden
+            state.entries = ThroughSubclass(self, state.guard, overridden)
         states[self] = state
         app.extensions.setdefault("cache", {})[self] = store
         self._apps = [ref for ref in self._apps if ref() not in (None, app)]
@@ -190,10 +192,11 @@ class Cache:
 
     # -- low-level API: store failures read as misses, never raise -----------
 
-    def _call(self, operation: str, default: T, *args: Any) -> Any:
-        state = self.state()
-        state.begin()
-        return state.direct(_LOW_LEVEL, operation, default, *args)
+    def _guard(self) -> GuardedStore:
+        """The guarded store of the current app, at the start of one low-level call."""
+        guard = self.state().guard
+        guard.begin()
+        return guard
 
     def _value(self, found: Any) -> Any:
         """What the low-level API returns for an entry a decorator stored.
@@ -217,7 +220,7 @@ class Cache:
 
     def get(self, key: str) -> Any:
         """Return the value at *key*, or None."""
-        return self._value(self._call("get", None, key))
+        return self._value(self._guard().get(key, _LOW_LEVEL))
 
     def set(self, key: str, value: Any, timeout: Timeout = None) -> bool:
         """Store *value* at *key* for *timeout* seconds (the default if None).
@@ -226,7 +229,7 @@ class Cache:
         warning that says why.
         """
         try:
-            result: bool = self._call("set", False, key, value, seconds(timeout))
+            result = self._guard().set(key, value, seconds(timeout), _LOW_LEVEL)
         except SerializationError as err:
             self.state().warn_once(_LOW_LEVEL, f"set {type(value).__qualname__}", f"{err}")
             return False
@@ -235,56 +238,49 @@ class Cache:
     def add(self, key: str, value: Any, timeout: Timeout = None) -> bool:
         """Store *value* only if *key* holds nothing; return whether it did."""
         try:
-            result: bool = self._call("add", False, key, value, seconds(timeout))
+            result = bool(self._guard().add(key, value, seconds(timeout), _LOW_LEVEL))
         except SerializationError as err:
             self.state().warn_once(_LOW_LEVEL, f"add {type(value).__qualname__}", f"{err}")
             return False
         return result
 
     def delete(self, key: str) -> bool:
-        result: bool = self._call("delete", False, key)
-        return result
+        return bool(self._guard().delete(key, _LOW_LEVEL))
 
     def get_many(self, *keys: str) -> list[Any]:
-        found = self._call("get_many", [None] * len(keys), *keys)
+        found = self._guard().get_many(list(keys), _LOW_LEVEL)
         return [self._value(item) for item in found]
 
     def set_many(self, mapping: Mapping[str, Any], timeout: Timeout = None) -> list[str]:
         try:
-            result: list[str] = self._call("set_many", [], mapping, seconds(timeout))
+            result = self._guard().set_many(mapping, seconds(timeout), _LOW_LEVEL)
         except SerializationError as err:
             self.state().warn_once(_LOW_LEVEL, "set_many", f"{err}")
             return []
         return result
 
     def delete_many(self, *keys: str) -> list[str]:
-        result: list[str] = self._call("delete_many", [], *keys)
-        return result
+        return self._guard().delete_many(list(keys), _LOW_LEVEL)
 
     def unlink(self, *keys: str) -> list[str]:
         """Remove *keys*; on Redis without waiting for the memory to be freed."""
-        result: list[str] = self._call("unlink", [], *keys)
-        return result
+        return self._guard().unlink(list(keys), _LOW_LEVEL)
 
     def get_dict(self, *keys: str) -> dict[str, Any]:
         return dict(zip(keys, self.get_many(*keys), strict=True))
 
     def has(self, key: str) -> bool:
-        result: bool = self._call("has", False, key)
-        return result
+        return self._guard().has(key, _LOW_LEVEL)
 
     def clear(self) -> bool:
         """Remove this app's entries (and only this app's) from the store."""
-        result: bool = self._call("clear", False)
-        return result
+        return self._guard().clear(_LOW_LEVEL)
 
     def inc(self, key: str, delta: int = 1) -> int | None:
-        result: int | None = self._call("inc", None, key, delta)
-        return result
+        return self._guard().inc(key, delta, _LOW_LEVEL)
 
     def dec(self, key: str, delta: int = 1) -> int | None:
-        result: int | None = self._call("dec", None, key, delta)
-        return result
+        return self._guard().dec(key, delta, _LOW_LEVEL)
 
     def get_or_set(self, key: str, default: Any, timeout: Timeout = None) -> Any:
         """Return the value at *key*; if absent, store *default* (or its result) first."""
@@ -517,8 +513,7 @@ class Cache:
             key = meta.key(args, kwargs, state.settings.source_check)
         except TypeError as err:
             raise ValueError(f"delete_memoized({meta.name}): {err}") from err
-        result: bool = state.call(meta.name, "delete", False, key)
-        return result
+        return bool(state.entries.delete(key, meta.name))
 
     def delete_memoized_verhash(self, f: Callable[..., Any], *args: Any) -> bool:
         """Drop every entry of memoized *f* by deleting its version (Flask-Caching's name).
@@ -531,7 +526,7 @@ class Cache:
         (meta, _), state = found
         # A missing tag version never matches a stored entry (see tags.py),
         # so deleting it invalidates like replacing it.
-        removed: list[str] = state.call(meta.name, "delete_many", [], *tag_keys([meta.tag]))
+        removed = state.entries.delete_many(tag_keys([meta.tag]), meta.name)
         return bool(removed)
 
     def delete_cached(
@@ -553,3 +548,63 @@ class Cache:
             logger.warning("delete_cached: %r is not decorated with @cache.cached", f)
             return False
         return self.delete(make_key(path=path, query_args=query_args, **kwargs))
+
+
+class ThroughSubclass:
+    """The decorators' entry reads and writes, through a ``Cache`` subclass's own methods.
+
+    Instrumentation subclasses ``Cache`` and wraps ``get``, ``set`` ...; it
+    sees the decorators' traffic only if that goes through them. Only the
+    entries themselves do: tag versions, locks and namespace reads are
+    bookkeeping and go straight to the guarded store. While a decorator
+    reads through the subclass, the low-level methods hand back entries
+    unwrapped (:meth:`raw`).
+    """
+
+    def __init__(self, cache: Cache, guard: GuardedStore, methods: frozenset[str]) -> None:
+        self.cache = cache
+        self.guard = guard
+        self.methods = methods
+        self._thread = threading.local()
+
+    def raw(self) -> bool:
+        return bool(getattr(self._thread, "raw", False))
+
+    def _through(self, method: Callable[..., T], *args: Any) -> T:
+        self._thread.raw = True
+        try:
+            return method(*args)
+        finally:
+            self._thread.raw = False
+
+    def get(self, key: str, name: str) -> Any:
+        if "get" in self.methods:
+            return self._through(self.cache.get, key)
+        return self.guard.get(key, name)
+
+    def get_many(self, keys: list[str], name: str) -> list[Any]:
+        if "get" in self.methods:
+            return [self.get(keys[0], name), *self.guard.get_many(keys[1:], name)]
+        if "get_many" in self.methods:
+            return list(self._through(self.cache.get_many, *keys))
+        return self.guard.get_many(keys, name)
+
+    def set(self, key: str, value: Any, timeout: int | None, name: str) -> bool:
+        if "set" in self.methods:
+            return bool(self._through(self.cache.set, key, value, timeout))
+        return self.guard.set(key, value, timeout, name)
+
+    def delete(self, key: str, name: str) -> bool | None:
+        if "delete" in self.methods:
+            return bool(self._through(self.cache.delete, key))
+        return self.guard.delete(key, name)
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: int | None, name: str) -> list[str]:
+        if "set_many" in self.methods:
+            return list(self._through(self.cache.set_many, mapping, timeout))
+        return self.guard.set_many(mapping, timeout, name)
+
+    def delete_many(self, keys: list[str], name: str) -> list[str]:
+        if "delete_many" in self.methods:
+            return list(self._through(self.cache.delete_many, *keys))
+        return self.guard.delete_many(keys, name)

@@ -14,18 +14,19 @@ this module. Nothing here imports Flask.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from .stores.base import BaseStore
+from .guard import GuardedStore
 
-__all__ = ["FlightStats", "LockOps", "SingleFlight", "StoreLock"]
+__all__ = ["FlightStats", "LockOps", "LockUnavailableError", "SingleFlight", "StoreLock"]
 
 logger = logging.getLogger("flask_stash")
 
@@ -47,26 +48,70 @@ class LockOps(Protocol):
         """Free *key*, but only if it still holds *token* (it may have expired and moved on)."""
         ...
 
+    def holder(self, key: str) -> object:
+        """What *key* holds: its holder's lock value, or None if it is free."""
+        ...
+
+    def remove(self, key: str) -> None:
+        """Drop *key* whatever it holds."""
+        ...
+
+
+class LockUnavailableError(Exception):
+    """The store holding the locks cannot be reached: nobody can hold a lock now."""
+
 
 class StoreLock:
-    """:class:`LockOps` on any store, taken with ``add`` (atomic set-if-absent).
+    """:class:`LockOps` on the guarded store, taken with ``add`` (atomic set-if-absent).
 
-    Timeouts are rounded up to whole seconds, at least 1: memcached keeps time
-    in seconds. Release reads the token, then deletes: two operations, so if
-    the lock expired in between and another process took it, that process's
-    lock is deleted. The window is one round trip and only opens after
-    ``lock_timeout``; the cost is at worst one extra computation elsewhere.
+    Every lock operation is a store call like any other: counted, behind
+    the breaker. Timeouts are rounded up to whole seconds, at least 1:
+    memcached keeps time in seconds. Release reads the token, then deletes:
+    two operations, so if the lock expired in between and another process
+    took it, that process's lock is deleted. The window is one round trip
+    and only opens after ``lock_timeout``; the cost is at worst one extra
+    computation elsewhere.
     """
 
-    def __init__(self, store: BaseStore) -> None:
-        self.store = store
+    def __init__(self, guard: GuardedStore, name: str) -> None:
+        self.guard = guard
+        self.name = name
 
     def acquire(self, key: str, token: str, timeout: float) -> bool:
-        return bool(self.store.add(key, token, timeout=max(1, math.ceil(timeout))))
+        taken = self.guard.add(key, token, max(1, math.ceil(timeout)), self.name)
+        if taken is None:
+            raise LockUnavailableError(key)
+        return taken
+
+    def holder(self, key: str) -> object:
+        """What the lock holds now: its holder's token, or None if it is free."""
+        if not self.guard.available():
+            raise LockUnavailableError(key)
+        found = self.guard.get(key, self.name)
+        if not self.guard.available():
+            raise LockUnavailableError(key)
+        return found
 
     def release(self, key: str, token: str) -> None:
-        if self.store.get(key) == token:
-            self.store.delete(key)
+        """Free *key* if it still holds *token*; a failed delete is tried once more.
+
+        The read is not retried: a store that cannot read now is hung, and
+        another try would only wait out another timeout. The lock's deadline
+        frees its waiters anyway.
+        """
+        if self.holder(key) != token:
+            return
+        if self.guard.delete(key, self.name) is not None:
+            return
+        if self.guard.breaker.is_open:
+            raise LockUnavailableError(key)
+        self.guard.begin()  # this call's failure flag: the retry may reach the store
+        if self.guard.delete(key, self.name) is None:
+            raise LockUnavailableError(key)
+
+    def remove(self, key: str) -> None:
+        """Drop a lock whatever it holds (a malformed one nobody can own)."""
+        self.guard.delete(key, self.name)
 
 
 @dataclass
@@ -79,8 +124,22 @@ class FlightStats:
     computed: int = 0  # calls of compute(), by leaders and followers
     waited: int = 0  # leaders that found the cross-process lock taken
     lock_hit: int = 0  # leaders that read the value another process stored
-    lock_wait_timeout: int = 0  # leaders that gave up waiting after ``wait`` seconds
-    lock_error: int = 0  # leaders whose lock raised: computed at once, without it
+    lock_wait_timeout: int = 0  # leaders that gave up waiting after their bounded wait
+    lock_error: int = 0  # leaders whose lock store failed: computed at once, without it
+    lock_overdue: int = 0  # leaders that found the lock past its holder's own deadline
+    lock_malformed: int = 0  # locks holding something no holder writes: removed
+    release_failed: int = 0  # locks this process could not release (they expire)
+
+
+#: What :meth:`SingleFlight._lead` yields when it wants the value computed.
+COMPUTE = object()
+
+#: A follower waits for a computation at most this many times as long as
+#: the slowest of its recent computations, and at least MIN_WAIT seconds.
+WAIT_FACTOR = 4.0
+MIN_WAIT = 0.05
+#: How many recent computation times are kept per name.
+RECENT = 8
 
 
 class _Flight:
@@ -92,14 +151,39 @@ class _Flight:
         self.shared = False
 
 
+def lock_value(token: str, deadline: float) -> str:
+    """What a lock holds: its holder's token, and when the holder expects to be done.
+
+    The deadline is wall-clock time, comparable across processes. A holder
+    past it is hung or gone, and nobody waits for it any longer.
+    """
+    return f"{token}|{deadline:.3f}"
+
+
+def parse_lock(found: object) -> tuple[str, float] | None:
+    """The token and deadline of a lock's value, or None if it is malformed."""
+    if type(found) is not str or len(found) > 80:
+        return None
+    token, sep, deadline = found.partition("|")
+    if not sep or not token or len(deadline) > 20:
+        return None
+    try:
+        when = float(deadline)
+    except ValueError:
+        return None
+    return (token, when) if when == when and when not in (float("inf"), float("-inf")) else None
+
+
 class SingleFlight:
     """Run at most one computation per key at a time; see the module docstring.
 
-    ``lock_timeout`` should exceed the slowest computation: past it, another
-    process may take the lock and compute too. ``wait`` bounds how long any
-    caller waits for someone else's result before computing by itself.
-    ``clock`` and ``sleep`` time the cross-process polling (followers in this
-    process wait on an event, in real time).
+    ``lock_timeout`` should exceed the slowest computation: past it, the lock
+    expires in the store. ``wait`` caps how long any caller waits for someone
+    else's result before computing by itself; within it, a caller waits only
+    a small multiple of how long the same *name* took lately
+    (:meth:`bounded_wait`), and only while the lock's holder is within the
+    deadline it wrote into the lock. ``clock`` and ``sleep`` time the
+    polling; ``wall`` is the wall clock of lock deadlines.
     """
 
     def __init__(
@@ -110,14 +194,16 @@ class SingleFlight:
         poll_interval: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         if lock_timeout <= 0 or wait < 0 or poll_interval <= 0:
             raise ValueError("lock_timeout and poll_interval must be positive, wait 0 or more")
         self.lock_timeout, self.wait, self.poll_interval = lock_timeout, wait, poll_interval
-        self.clock, self.sleep = clock, sleep
+        self.clock, self.sleep, self.wall = clock, sleep, wall
         self.stats = FlightStats()
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
+        self._recent: dict[str, list[float]] = {}
 
     @property
     def in_flight(self) -> frozenset[str]:
@@ -129,6 +215,33 @@ class SingleFlight:
         with self._lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
 
+    def bounded_wait(self, name: str | None) -> float:
+        """How long to wait for another's computation of *name*.
+
+        A small multiple of the slowest of its recent computations here,
+        capped by ``wait``; the whole ``wait`` while none is known yet.
+        """
+        recent = self._recent.get(name) if name is not None else None
+        if not recent:
+            return self.wait
+        return min(self.wait, max(MIN_WAIT, WAIT_FACTOR * max(recent)))
+
+    def _join(self, key: str) -> tuple[_Flight, bool]:
+        """The computation of *key* in this process, and whether this caller leads it."""
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+                self.stats.leader += 1
+                return flight, True
+            self.stats.follower += 1
+            return flight, False
+
+    def _finish(self, key: str, flight: _Flight) -> None:
+        with self._lock:
+            del self._flights[key]
+        flight.done.set()
+
     def run(
         self,
         key: str,
@@ -136,60 +249,139 @@ class SingleFlight:
         *,
         read: Callable[[], T | None] | None = None,
         lock: LockOps | None = None,
+        name: str | None = None,
     ) -> T:
         """Return *key*'s value, computing it here only if nobody else is.
 
         ``compute()`` returns ``(value, shareable)``; only a shareable value is
         handed to the callers waiting on this one. ``read()`` returns the value
         another process stored, or None; it is polled while that process holds
-        *lock*.
+        *lock* and is within its deadline. *name* (the view or function)
+        groups keys whose computations take about as long.
         """
-        with self._lock:
-            flight = self._flights.get(key)
-            leading = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-                self.stats.leader += 1
-            else:
-                self.stats.follower += 1
+        flight, leading = self._join(key)
         if not leading:
-            if flight.done.wait(self.wait) and flight.shared:
+            if flight.done.wait(self.bounded_wait(name)) and flight.shared:
                 self._count("shared")
                 return cast(T, flight.value)
-            return self._compute(compute)[0]  # not shareable, failed, or too slow
+            return self._timed(compute, name)[0]  # not shareable, failed, or too slow
         try:
-            flight.value, flight.shared = self._lead(key, compute, read, lock)
+            steps = self._lead(key, read, lock, name)
+            step = next(steps)
+            while True:
+                try:
+                    if step is COMPUTE:
+                        done = self._timed(compute, name)
+                    else:
+                        self.sleep(cast(float, step))
+                        done = None
+                except BaseException as exc:
+                    step = steps.throw(exc)
+                else:
+                    step = steps.send(done)
+        except StopIteration as stop:
+            flight.value, flight.shared = stop.value
             return cast(T, flight.value)
         finally:
-            with self._lock:
-                del self._flights[key]
-            flight.done.set()
+            self._finish(key, flight)
 
-    def _compute(self, compute: Callable[[], tuple[T, bool]]) -> tuple[T, bool]:
+    async def arun(
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[tuple[T, bool]]],
+        *,
+        read: Callable[[], T | None] | None = None,
+        lock: LockOps | None = None,
+        name: str | None = None,
+    ) -> T:
+        """:meth:`run` for a coroutine: the same registry, locks and bounds, awaited.
+
+        Followers in this process wait in a worker thread, so an event loop
+        is never blocked by another request's computation.
+        """
+        flight, leading = self._join(key)
+        if not leading:
+            waited = await asyncio.to_thread(flight.done.wait, self.bounded_wait(name))
+            if waited and flight.shared:
+                self._count("shared")
+                return cast(T, flight.value)
+            return (await self._atimed(compute, name))[0]
+        try:
+            steps = self._lead(key, read, lock, name)
+            step = next(steps)
+            while True:
+                try:
+                    if step is COMPUTE:
+                        done = await self._atimed(compute, name)
+                    else:
+                        await asyncio.sleep(cast(float, step))
+                        done = None
+                except BaseException as exc:
+                    step = steps.throw(exc)
+                else:
+                    step = steps.send(done)
+        except StopIteration as stop:
+            flight.value, flight.shared = stop.value
+            return cast(T, flight.value)
+        finally:
+            self._finish(key, flight)
+
+    def _record(self, name: str | None, took: float) -> None:
+        if name is not None:
+            with self._lock:
+                recent = self._recent.setdefault(name, [])
+                recent.append(took)
+                del recent[:-RECENT]
+
+    def _timed(self, compute: Callable[[], tuple[T, bool]], name: str | None) -> tuple[T, bool]:
         self._count("computed")
-        return compute()
+        started = self.clock()
+        try:
+            return compute()
+        finally:
+            self._record(name, self.clock() - started)
+
+    async def _atimed(
+        self, compute: Callable[[], Awaitable[tuple[T, bool]]], name: str | None
+    ) -> tuple[T, bool]:
+        self._count("computed")
+        started = self.clock()
+        try:
+            return await compute()
+        finally:
+            self._record(name, self.clock() - started)
 
     def _lead(
         self,
         key: str,
-        compute: Callable[[], tuple[T, bool]],
         read: Callable[[], T | None] | None,
         lock: LockOps | None,
-    ) -> tuple[T, bool]:
-        """Compute under the cross-process lock, or wait for whoever holds it."""
+        name: str | None,
+    ) -> Generator[object, tuple[T, bool] | None, tuple[T, bool]]:
+        """The leader's decisions, as steps: yield COMPUTE for the value, or seconds to sleep.
+
+        :meth:`run` and :meth:`arun` drive it, computing and sleeping their
+        own way, so the rules live here once. It computes under the
+        cross-process lock, or waits for whoever holds it; waiting ends as
+        soon as the value can be read, the lock is free (then this process
+        takes it), the holder is past its own deadline, the lock store
+        fails, or this caller's bounded wait is over.
+        """
         if lock is None:
-            return self._compute(compute)
+            return cast("tuple[T, bool]", (yield COMPUTE))
+        wait = self.bounded_wait(name)
         lock_key, token = f"lock:{key}", secrets.token_hex(16)
-        deadline, delay = self.clock() + self.wait, self.poll_interval
-        waiting = False
+        mine = lock_value(token, self.wall() + wait)
+        deadline, delay = self.clock() + wait, self.poll_interval
+        waiting = vanished = False
         while True:
             try:
-                acquired = lock.acquire(lock_key, token, self.lock_timeout)
+                acquired = lock.acquire(lock_key, mine, self.lock_timeout)
             except Exception as exc:
                 # Nobody can take a lock on a failing store: waiting is pointless.
                 logger.debug("single-flight lock %r failed, computing: %r", lock_key, exc)
                 self._count("lock_error")
-                return self._compute(compute)
+                return cast("tuple[T, bool]", (yield COMPUTE))
             if acquired:
                 try:
                     # The previous holder may have stored the value just before
@@ -198,9 +390,9 @@ class SingleFlight:
                     if value is not None:
                         self._count("lock_hit")
                         return value, True
-                    return self._compute(compute)
+                    return cast("tuple[T, bool]", (yield COMPUTE))
                 finally:
-                    self._release(lock, lock_key, token)
+                    self._release(lock, lock_key, mine)
             if not waiting:
                 waiting = True
                 self._count("waited")
@@ -211,9 +403,33 @@ class SingleFlight:
             remaining = deadline - self.clock()
             if remaining <= 0:
                 self._count("lock_wait_timeout")
-                return self._compute(compute)
-            # Then try the lock again: its holder may have died or stored nothing.
-            self.sleep(min(delay, remaining))
+                return cast("tuple[T, bool]", (yield COMPUTE))
+            try:
+                found = lock.holder(lock_key)
+            except Exception as exc:
+                logger.debug("single-flight lock %r unreadable, computing: %r", lock_key, exc)
+                self._count("lock_error")
+                return cast("tuple[T, bool]", (yield COMPUTE))
+            if found is None and not vanished:
+                # Released or expired without a value: take it at once.
+                vanished = True
+                yield min(self.poll_interval, remaining) / 4
+                continue
+            # Taken again, yet unreadable (bytes nobody signed, say): as malformed.
+            parsed = None if found is None else parse_lock(found)
+            if parsed is None:
+                # Nothing a holder writes: drop it, so the next take succeeds.
+                self._count("lock_malformed")
+                lock.remove(lock_key)
+                yield min(self.poll_interval, remaining) / 4
+                continue
+            vanished = False
+            if parsed[1] <= self.wall():
+                self._count("lock_overdue")
+                return cast("tuple[T, bool]", (yield COMPUTE))
+            remaining = min(remaining, parsed[1] - self.wall())
+            # Then try the lock again: its holder may be done by then.
+            yield min(delay, remaining)
             delay = min(delay * 2, self.poll_interval * BACKOFF_CAP)
 
     @staticmethod
@@ -227,10 +443,18 @@ class SingleFlight:
             logger.debug("single-flight read failed, counted as a miss: %r", exc)
             return None
 
-    @staticmethod
-    def _release(lock: LockOps, lock_key: str, token: str) -> None:
-        """Release the lock; if that fails it expires after ``lock_timeout`` anyway."""
+    def _release(self, lock: LockOps, lock_key: str, token: str) -> None:
+        """Release the lock; if it stays, its deadline frees the others."""
         try:
             lock.release(lock_key, token)
+            return
         except Exception as exc:
-            logger.debug("single-flight lock %r not released: %r", lock_key, exc)
+            error = exc
+        self._count("release_failed")
+        logger.warning(
+            "single-flight lock %r not released (others stop waiting at its deadline; "
+            "it expires after %gs): %r",
+            lock_key,
+            self.lock_timeout,
+            error,
+        )

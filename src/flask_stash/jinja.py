@@ -32,6 +32,7 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 from markupsafe import Markup
 
+from .arguments import seconds
 from .keys import hash_text, stable_repr
 from .state import AppState
 
@@ -88,7 +89,7 @@ class CacheExtension(Extension):
         key = make_template_fragment_key(str(name), vary)
         state.begin()
         if timeout == "del":
-            state.call(label, "delete", False, key)
+            state.guard.delete(key, label)
             return caller()
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
@@ -98,13 +99,13 @@ class CacheExtension(Extension):
             )
         # The guarded calls never raise: a failing store reads as a miss and
         # a write that fails is skipped, so the fragment renders uncached.
-        text = state.get(key, label)
+        text = state.guard.get(key, label)
         if isinstance(text, str):
             state.stats.hit(label, key)
             return Markup(text)
         state.stats.miss(label, key)
         rendered = caller()
-        if state.call(label, "set", False, key, str(rendered), timeout):
+        if state.guard.set(key, str(rendered), seconds(timeout), label):
             state.stats.stored(label, key)
         # Markup either way: the fragment was rendered by this template,
         # already escaped where autoescaping applies.

@@ -15,9 +15,8 @@ import functools
 import hashlib
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, Union, cast
 
 from .arguments import (
@@ -87,10 +86,19 @@ def join_generator(value: Any) -> Any:
 
 @dataclass
 class _Outcome:
-    """A computed value, and which thread computed it (others re-read the store)."""
+    """A computed value, and which call computed it (the others re-read the store)."""
 
     value: Any
-    owner: int = field(default_factory=threading.get_ident)
+    owner: object = None
+
+
+@dataclass
+class _Miss:
+    """What a first look found on a miss: the tag keys, their versions, a stale entry."""
+
+    keys: list[str]
+    versions: Sequence[object]
+    stale: MemoEntry | None
 
 
 class FunctionCache:
@@ -140,7 +148,7 @@ class FunctionCache:
         """
         if self.forced_update is not None and call is not None and self.forced_update((), *call):
             return None, [None] * len(keys), None
-        found = state.get_many([key, *keys], self.name)
+        found = state.entries.get_many([key, *keys], self.name)
         entry, versions = found[0], tuple(found[1:])
         if type(entry) is not MemoEntry or not matches(entry.versions, versions):
             return None, versions, None
@@ -176,6 +184,48 @@ class FunctionCache:
                 cache=self.cache, cache_key=key, args=args, kwargs=kwargs, f=self.function
             )
 
+    def _look(
+        self,
+        state: AppState,
+        key: str,
+        tags: list[str],
+        call: Call,
+        refresh: Callable[[], None],
+    ) -> tuple[Any, _Miss | None]:
+        """The value of a hit (starting a refresh if it is stale), or what a miss found."""
+        keys = tag_keys(tags)
+        entry, versions, stale = self.lookup(state, key, keys, call)
+        if entry is not None:
+            if not is_fresh(entry.fresh_until, state.clock()):
+                refresh()
+            return self._hit(state, entry, key, call), None
+        self._miss(state, key, call)
+        return None, _Miss(keys, versions, stale)
+
+    def _reader(self, state: AppState, key: str, keys: list[str]) -> Callable[[], _Outcome | None]:
+        """What single-flight polls while another process computes: has it been stored?"""
+
+        def read() -> _Outcome | None:
+            found, _, _ = self.lookup(state, key, keys)
+            return _Outcome(None) if found is not None else None
+
+        return read
+
+    def _settle(
+        self, state: AppState, key: str, call: Call, miss: _Miss, outcome: _Outcome, me: object
+    ) -> tuple[bool, Any]:
+        """This caller's value after single-flight; ``(False, None)`` if it must compute.
+
+        A value computed elsewhere is read back from the store, so no two
+        callers share one mutable object.
+        """
+        if outcome.owner is me:
+            return True, outcome.value
+        found, miss.versions, miss.stale = self.lookup(state, key, miss.keys)
+        if found is not None:
+            return True, self._hit(state, found, key, call)
+        return False, None
+
     def get_or_compute(
         self,
         state: AppState,
@@ -184,34 +234,29 @@ class FunctionCache:
         compute: Callable[[], Any],
         call: Call = _NO_CALL,
     ) -> Any:
-        keys = tag_keys(tags)
-        entry, versions, stale = self.lookup(state, key, keys, call)
-        if entry is not None:
-            if not is_fresh(entry.fresh_until, state.clock()):
-                self.refresh(state, key, tags, lambda: compute())
-            return self._hit(state, entry, key, call)
-        self._miss(state, key, call)
+        """The cached value of one call, computed once per key (see :mod:`.flight`)."""
+        value, miss = self._look(
+            state, key, tags, call, lambda: self.refresh(state, key, tags, compute)
+        )
+        if miss is None:
+            return value
+        if not self.single_flight:
+            return self.compute_and_store(state, key, tags, miss, compute)[0]
+        me = object()
 
         def run() -> tuple[_Outcome, bool]:
-            value, stored = self.compute_and_store(state, key, tags, versions, stale, compute)
-            return _Outcome(value), stored
+            value, stored = self.compute_and_store(state, key, tags, miss, compute)
+            return _Outcome(value, me), stored
 
-        if not self.single_flight:
-            return run()[0].value
-
-        def read() -> _Outcome | None:
-            found, _, _ = self.lookup(state, key, keys)
-            return _Outcome(None, owner=0) if found is not None else None
-
-        outcome = state.flight.run(key, run, read=read, lock=state.lock())
-        if outcome.owner == threading.get_ident():
-            return outcome.value
-        # Computed elsewhere: read our own copy, so no two callers share one
-        # mutable object.
-        found, versions, stale = self.lookup(state, key, keys)
-        if found is not None:
-            return self._hit(state, found, key, call)
-        return self.compute_and_store(state, key, tags, versions, stale, compute)[0]
+        outcome = state.flight.run(
+            key,
+            run,
+            read=self._reader(state, key, miss.keys),
+            lock=state.lock(self.name),
+            name=self.name,
+        )
+        done, value = self._settle(state, key, call, miss, outcome, me)
+        return value if done else self.compute_and_store(state, key, tags, miss, compute)[0]
 
     async def aget_or_compute(
         self,
@@ -221,21 +266,35 @@ class FunctionCache:
         compute: Callable[[], Awaitable[Any]],
         call: Call = _NO_CALL,
     ) -> Any:
-        """The coroutine version: the same entries, awaited computation."""
-        keys = tag_keys(tags)
-        entry, versions, stale = self.lookup(state, key, keys, call)
-        if entry is not None:
-            if not is_fresh(entry.fresh_until, state.clock()):
-                self.refresh(state, key, tags, lambda: asyncio.run(_awaited(compute)))
-            return self._hit(state, entry, key, call)
-        self._miss(state, key, call)
-        try:
-            rv = await compute()
-        except Exception:
-            if stale is None:
-                raise
-            return self._serve_stale(state, stale, key)
-        return self.store(state, key, tags, versions, rv)[0]
+        """The coroutine version: the same entries and single-flight, awaited computation."""
+        value, miss = self._look(
+            state,
+            key,
+            tags,
+            call,
+            lambda: self.refresh(state, key, tags, lambda: asyncio.run(_awaited(compute))),
+        )
+        if miss is None:
+            return value
+        if not self.single_flight:
+            return (await self.acompute_and_store(state, key, tags, miss, compute))[0]
+        me = object()
+
+        async def run() -> tuple[_Outcome, bool]:
+            value, stored = await self.acompute_and_store(state, key, tags, miss, compute)
+            return _Outcome(value, me), stored
+
+        outcome = await state.flight.arun(
+            key,
+            run,
+            read=self._reader(state, key, miss.keys),
+            lock=state.lock(self.name),
+            name=self.name,
+        )
+        done, value = self._settle(state, key, call, miss, outcome, me)
+        if done:
+            return value
+        return (await self.acompute_and_store(state, key, tags, miss, compute))[0]
 
     def _serve_stale(self, state: AppState, stale: MemoEntry, key: str) -> Any:
         logger.warning("%s raised; serving the stale entry (stale_if_error)", self.name)
@@ -247,17 +306,33 @@ class FunctionCache:
         state: AppState,
         key: str,
         tags: list[str],
-        versions: Sequence[object],
-        stale: MemoEntry | None,
+        miss: _Miss,
         compute: Callable[[], Any],
     ) -> tuple[Any, bool]:
+        """Compute, then store; a raise within stale-if-error serves the stale entry."""
         try:
             rv = join_generator(compute())
         except Exception:
-            if stale is None:
+            if miss.stale is None:
                 raise
-            return self._serve_stale(state, stale, key), False
-        return self.store(state, key, tags, versions, rv)
+            return self._serve_stale(state, miss.stale, key), False
+        return self.store(state, key, tags, miss.versions, rv)
+
+    async def acompute_and_store(
+        self,
+        state: AppState,
+        key: str,
+        tags: list[str],
+        miss: _Miss,
+        compute: Callable[[], Awaitable[Any]],
+    ) -> tuple[Any, bool]:
+        try:
+            rv = await compute()
+        except Exception:
+            if miss.stale is None:
+                raise
+            return self._serve_stale(state, miss.stale, key), False
+        return self.store(state, key, tags, miss.versions, rv)
 
     def store(
         self, state: AppState, key: str, tags: list[str], versions: Sequence[object], rv: Any
@@ -280,7 +355,7 @@ class FunctionCache:
         entry = MemoEntry(rv, now, fresh_until, fresh_until + window if timeout else 0.0, tokens)
         try:
             stored = bool(
-                state.call(self.name, "set", False, key, entry, timeout + window if timeout else 0)
+                state.entries.set(key, entry, timeout + window if timeout else 0, self.name)
             )
         except SerializationError as err:
             state.stats.skip(self.name, "not serializable", key)
@@ -299,10 +374,10 @@ class FunctionCache:
 
         def work() -> None:
             with app.app_context():
-                found = state.get_many(keys, self.name) if keys else []
+                found = state.guard.get_many(keys, self.name) if keys else []
                 self.store(state, key, tags, found, compute())
 
-        state.start_revalidation(key, work)
+        state.start_revalidation(key, work, self.name)
 
 
 async def _awaited(compute: Callable[[], Awaitable[Any]]) -> Any:

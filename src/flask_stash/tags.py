@@ -34,12 +34,24 @@ def url_tag(host: str, path: str) -> str:
 
 
 def matches(stored: tuple[str | None, ...], current: tuple[object, ...]) -> bool:
-    """Whether an entry stored under *stored* tokens is still valid under *current*."""
+    """Whether an entry stored under *stored* tokens is still valid under *current*.
+
+    Entries are only stored under well-formed tokens, so junk at a tag's
+    key can never match one.
+    """
     return None not in stored and stored == current
 
 
 def _token() -> str:
     return uuid.uuid4().hex
+
+
+def _is_token(value: object) -> bool:
+    """Whether *value* is a token this module wrote: 32 lower-case hex digits."""
+    return type(value) is str and len(value) == 32 and all(c in _HEX for c in value)
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def current_versions(
@@ -49,21 +61,23 @@ def current_versions(
 
     *found* are the tokens read with the entry. A token that is missing is
     created with ``add``; if another process created it first, theirs is used.
+    Anything else at a tag's key (junk, bytes written under an old secret)
+    reads as missing and is replaced, or nothing under that tag could ever be
+    stored again.
     """
+    guard = state.guard
     versions: list[str | None] = []
     for key, token in zip(tag_keys(tags), found, strict=True):
-        if not isinstance(token, str):
+        if not _is_token(token):
             fresh = _token()
-            if state.direct(name, "add", False, key, fresh, 0):
+            added = guard.add(key, fresh, 0, name)
+            if added:
                 token = fresh
-            else:
-                token = state.direct(name, "get", None, key)
-                if not isinstance(token, str) and state.direct(name, "set", False, key, fresh, 0):
-                    # The key holds something unreadable (written under an
-                    # old secret, say): replace it, or nothing under this tag
-                    # could ever be stored again.
+            elif added is False:
+                token = guard.get(key, name)
+                if not _is_token(token) and guard.set(key, fresh, 0, name):
                     token = fresh
-        versions.append(token if isinstance(token, str) else None)
+        versions.append(token if type(token) is str and _is_token(token) else None)
     return tuple(versions)
 
 
@@ -72,5 +86,5 @@ def invalidate(state: AppState, name: str, tags: Iterable[str]) -> bool:
     mapping = {key: _token() for key in tag_keys(tags)}
     if not mapping:
         return True
-    stored: list[str] = state.call(name, "set_many", [], mapping, 0)
+    stored = state.entries.set_many(mapping, 0, name)
     return len(stored) == len(mapping)

@@ -11,6 +11,7 @@ session says it belongs to one user.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -267,7 +268,10 @@ class CachedView:
         if path is None:
             values = dict(zip(_parameter_names(self.f), args, strict=False))
             values.update(kwargs)
-            path = url_for(self.endpoint(app), _external=False, **values)
+            # url_for needs a request (or SERVER_NAME) to build a path with:
+            # outside one, the request app.test_request_context() makes.
+            with app.test_request_context() if req is None else contextlib.nullcontext():
+                path = url_for(self.endpoint(app), _external=False, **values)
         if query_args is not None:
             query = query_string_of(query_args)
         else:
@@ -382,10 +386,10 @@ class CachedView:
         if forced:
             versions: Sequence[object] = (None,) * len(keys)
         else:
-            found = state.get_many([key, *keys], self.name)
+            found = state.entries.get_many([key, *keys], self.name)
             entry, versions = found[0], tuple(found[1:])
             if type(entry) is VaryIndex and matches(entry.versions, versions):
-                entry = state.get(variant_key(key, entry.names, req), self.name)
+                entry = state.entries.get(variant_key(key, entry.names, req), self.name)
             if (
                 type(entry) is FrozenResponse
                 and matches(entry.versions, versions)
@@ -418,7 +422,11 @@ class CachedView:
         if not options.single_flight or forced:
             return compute()[0].response
         result = state.flight.run(
-            key, compute, read=lambda: self.read_back(state, req, key, keys), lock=state.lock()
+            key,
+            compute,
+            read=lambda: self.read_back(state, req, key, keys),
+            lock=state.lock(self.name),
+            name=self.name,
         )
         if result.owner == threading.get_ident():
             return result.response
@@ -442,12 +450,12 @@ class CachedView:
         self, state: AppState, req: Request, key: str, keys: list[str]
     ) -> Computed | None:
         """Read what another process stored while this one waited for its lock."""
-        found = state.get_many([key, *keys], self.name)
+        found = state.entries.get_many([key, *keys], self.name)
         entry, versions = found[0], tuple(found[1:])
         variant = None
         if type(entry) is VaryIndex and matches(entry.versions, versions):
             variant = variant_key(key, entry.names, req)
-            entry = state.get(variant, self.name)
+            entry = state.entries.get(variant, self.name)
         if (
             type(entry) is FrozenResponse
             and matches(entry.versions, versions)
@@ -505,21 +513,12 @@ class CachedView:
         environ = dict(req.environ)
         environ[REVALIDATE] = key
         environ["wsgi.input"] = io.BytesIO()
-        lock = state.lock()
 
         def work() -> None:
-            token = hash_text(f"{threading.get_ident()}{key}")[:16]
-            lock_key = f"refresh:{key}"
-            if lock is not None and not _try(lambda: lock.acquire(lock_key, token, 30)):
-                return
-            try:
-                with app.request_context(environ):
-                    app.full_dispatch_request()
-            finally:
-                if lock is not None:
-                    _try(lambda: lock.release(lock_key, token))
+            with app.request_context(environ):
+                app.full_dispatch_request()
 
-        state.start_revalidation(key, work)
+        state.start_revalidation(key, work, self.name)
 
     # -- a miss ----------------------------------------------------------------
 
@@ -650,12 +649,10 @@ class CachedView:
             if names:
                 variant = variant_key(key, names, req)
                 index = VaryIndex(names, now, tokens)
-                stored = state.call(self.name, "set", False, key, index, store_timeout)
-                stored = stored and state.call(
-                    self.name, "set", False, variant, frozen, store_timeout
-                )
+                stored = state.entries.set(key, index, store_timeout, self.name)
+                stored = stored and state.entries.set(variant, frozen, store_timeout, self.name)
             else:
-                stored = state.call(self.name, "set", False, key, frozen, store_timeout)
+                stored = state.entries.set(key, frozen, store_timeout, self.name)
         except SerializationError as err:
             # A user's CACHE_SERIALIZER that cannot write a page: served, not stored.
             state.stats.skip(self.name, "not serializable", key)
@@ -666,14 +663,6 @@ class CachedView:
         if state.settings.x_cache_header:
             response.headers["X-Cache"] = "MISS"
         return Computed(response, frozen, variant)
-
-
-def _try(action: Callable[[], object]) -> bool:
-    try:
-        return bool(action())
-    except Exception as exc:
-        logger.debug("cache lock failed: %r", exc)
-        return False
 
 
 def _parameter_names(f: Callable[..., Any]) -> list[str]:
