@@ -239,13 +239,13 @@ def test_timeouts_become_expiry_on_the_server(
     assert 10 <= server.ttl(store.key_prefix + "added") <= 20
 
 
-def test_inc_on_a_non_integer_raises_type_error(
+def test_inc_on_a_non_integer_restarts_the_counter(
     redis_server: ServerProcess, redis_store_factory: Factory
 ) -> None:
     store = redis_store_factory(host="127.0.0.1", port=redis_server.port, key_prefix=prefix())
     store.set("text", "not a number")
-    with pytest.raises(TypeError, match="integer"):
-        store.inc("text")
+    assert store.inc("text", 5) == 5  # not a counter: read as absent
+    assert store.inc("text") == 6
 
 
 def test_clear_takes_the_prefix_literally(

@@ -1,7 +1,11 @@
 """Turning cached values into bytes and back, for stores outside this process.
 
 Integers are written as ASCII digits so that memcached ``incr`` and Redis
-``INCRBY`` work on the same keys that ``get``/``set`` use. Everything else
+``INCRBY`` work on the same keys that ``get``/``set`` use. Those are
+counters, and a counter is a signed 64-bit integer, the most either server
+counts with. A digit string longer than 19 digits, or outside that range,
+is nobody's counter: it reads as a miss, and is never parsed. A larger
+integer is written by the format like any other value. Everything else
 goes through a format: pickle by default, JSON or msgpack for users who
 cache only plain data, or an object of the user's with ``dumps`` and
 ``loads`` methods.
@@ -18,6 +22,8 @@ data only, as JSON, read back by a decoder that runs no code but its own and
 checks the shape of every record: bytes written by anyone read as that data
 or as a miss. A value that would need pickle is refused with a
 :class:`~flask_stash.SerializationError` that says which setting to add.
+
+Reading never raises: whatever the bytes, ``loads`` returns a value or None.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ import json
 import logging
 import pickle
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from .entries import FrozenResponse, MemoEntry, VaryIndex, well_formed
 from .errors import ConfigurationError, SerializationError
 
 __all__ = [
+    "COUNTER_MAX",
+    "COUNTER_MIN",
     "FORMATS",
     "CustomFormat",
     "Format",
@@ -45,8 +53,10 @@ __all__ = [
     "Serializer",
     "SignedSerializer",
     "UnsignedSerializer",
+    "is_counter",
     "make_format",
     "make_serializer",
+    "read_counter",
 ]
 
 logger = logging.getLogger("flask_stash")
@@ -81,29 +91,54 @@ class Format(Protocol):
     def loads(self, data: bytes, key: str = ...) -> Any: ...
 
 
-def _is_counter(value: Any) -> bool:
+#: The range of a counter: what memcached ``incr`` and Redis ``INCRBY`` both hold.
+COUNTER_MIN = -(2**63)
+COUNTER_MAX = 2**63 - 1
+_COUNTER_DIGITS = 19
+
+
+def is_counter(value: Any) -> TypeGuard[int]:
+    """Whether *value* is an integer that every store can count with."""
     # type() rather than isinstance(): bool is an int subclass and must
     # round-trip as a bool, not as 1 or 0.
-    return type(value) is int
+    return type(value) is int and COUNTER_MIN <= value <= COUNTER_MAX
 
 
 def _is_digits(data: bytes) -> bool:
-    """Whether *data* is a counter: an optional minus sign, then ASCII digits only."""
+    """Whether *data* is written like a counter: an optional minus sign, then ASCII digits."""
     return (data[1:] if data[:1] == b"-" else data).isdigit()
 
 
-def _counter_bytes(value: int) -> bytes:
+def _int_text(value: int) -> str:
     try:
-        return b"%d" % value
+        return str(value)
     except ValueError as err:  # past Python's limit on digits in int-to-str conversion
         raise SerializationError(f"cannot cache an integer this large: {err}") from err
 
 
+def _counter_bytes(value: int) -> bytes | None:
+    """The digits of a counter, or None for an integer outside 64 bits: the format writes it."""
+    if COUNTER_MIN <= value <= COUNTER_MAX:
+        return b"%d" % value
+    _int_text(value)  # every serializer refuses what Python cannot write in decimal
+    return None
+
+
 def _counter(data: bytes) -> int | None:
-    try:
-        return int(data)
-    except ValueError:  # more digits than Python converts; nobody here wrote that
+    """The counter in *data*, which holds only digits (and maybe a minus sign).
+
+    More digits than 64 bits hold is nobody's counter, and is not parsed:
+    converting thousands of digits is slow, and past Python's limit it raises.
+    """
+    if len(data) - (data[:1] == b"-") > _COUNTER_DIGITS:
         return None
+    value = int(data)
+    return value if COUNTER_MIN <= value <= COUNTER_MAX else None
+
+
+def read_counter(data: bytes) -> int | None:
+    """The counter that *data* holds, or None if it holds anything else."""
+    return _counter(data) if _is_digits(data) else None
 
 
 class PickleSerializer:
@@ -112,8 +147,8 @@ class PickleSerializer:
     protocol = pickle.HIGHEST_PROTOCOL
 
     def dumps(self, value: Any, key: str = "") -> bytes:
-        if _is_counter(value):
-            return _counter_bytes(value)
+        if type(value) is int and (digits := _counter_bytes(value)) is not None:
+            return digits
         try:
             return pickle.dumps(value, self.protocol)
         except _PICKLE_ERRORS as err:
@@ -124,7 +159,11 @@ class PickleSerializer:
     def loads(self, data: bytes, key: str = "") -> Any:
         if _is_digits(data):
             return _counter(data)
-        return pickle.loads(data)
+        try:
+            return pickle.loads(data)
+        except Exception:  # truncated or foreign bytes raise almost anything
+            logger.debug("cache entry is not a pickle; read as a miss")
+            return None
 
 
 # -- plain-data formats --------------------------------------------------------
@@ -132,11 +171,13 @@ class PickleSerializer:
 # Plain data is written as JSON (or msgpack) values in which every object is
 # tagged: {"__dict__": {...}} for a str-keyed dict, {"__items__": [[k, v],
 # ...]} for any other dict, {"__tuple__": [...]}, {"__bytes__": "base64"},
-# {"__datetime__": "iso"} and its kin, and {"__record__": name, "fields":
-# [...]} for the decorators' records. An untagged or unknown object is
-# malformed. The reader builds nothing but these types and checks each
-# record's field types, so whatever the bytes say, it returns plain data or
-# reports them malformed.
+# {"__datetime__": "iso"} and its kin, {"__int__": "digits"} for an integer
+# outside 64 bits (msgpack cannot hold one, and as bare JSON it would read as
+# a counter's digits), and {"__record__": name, "fields": [...]} for the
+# decorators' records. An untagged or unknown object is malformed. The
+# reader builds nothing but these types and checks each record's field
+# types, so whatever the bytes say, it returns plain data or reports them
+# malformed.
 
 _RECORDS: dict[str, type[tuple[Any, ...]]] = {
     cls.__name__: cls for cls in (FrozenResponse, MemoEntry, VaryIndex)
@@ -156,7 +197,9 @@ _READ_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, Recu
 def _to_plain(value: Any, binary: bool) -> Any:
     """Encode tuples, bytes, dicts, dates and the decorators' records as tagged plain data."""
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind is int:
+        return value if COUNTER_MIN <= value <= COUNTER_MAX else {"__int__": _int_text(value)}
+    if kind is str or kind is float or kind is bool or value is None:
         return value
     if kind is bytes:
         return value if binary else {"__bytes__": base64.b64encode(value).decode("ascii")}
@@ -253,6 +296,10 @@ def _from_plain(value: Any) -> Any:
     if tag == "__timedelta__":
         _check(type(body) is list and len(body) == 3 and all(type(part) is int for part in body))
         return datetime.timedelta(*body)
+    if tag == "__int__":
+        # Past Python's limit on digits, int() raises ValueError: malformed.
+        _check(type(body) is str and body.isascii() and _is_digits(body.encode("ascii")))
+        return int(body)
     raise _MalformedError
 
 
@@ -278,8 +325,8 @@ class JSONSerializer:
     """
 
     def dumps(self, value: Any, key: str = "") -> bytes:
-        if _is_counter(value):
-            return _counter_bytes(value)
+        if type(value) is int and (digits := _counter_bytes(value)) is not None:
+            return digits
         return _dump_json(value)
 
     def loads(self, data: bytes, key: str = "") -> Any:
@@ -301,8 +348,8 @@ class MsgpackSerializer:
         self._msgpack = msgpack
 
     def dumps(self, value: Any, key: str = "") -> bytes:
-        if _is_counter(value):
-            return _counter_bytes(value)
+        if type(value) is int and (digits := _counter_bytes(value)) is not None:
+            return digits
         packed: bytes = self._msgpack.packb(_dump_plain(value, binary=True), use_bin_type=True)
         return b"\x00" + packed  # never a digit, so never read as a counter
 
@@ -312,7 +359,7 @@ class MsgpackSerializer:
         try:
             _check(data[:1] == b"\x00")
             return _from_plain(self._msgpack.unpackb(data[1:], raw=False))
-        except _READ_ERRORS:
+        except (*_READ_ERRORS, self._msgpack.UnpackException):  # OutOfData is not a ValueError
             logger.debug("cache entry is not plain data written by Flask-Stash; read as a miss")
             return None
 
@@ -334,7 +381,9 @@ class CustomFormat:
     times) are written in this module's plain-data JSON, behind a marker
     byte, whenever they hold plain data: most formats would not give them
     back as records (``json`` makes lists) or cannot write a page's bytes.
-    A record holding anything else goes to the object like any value.
+    A record holding anything else goes to the object like any value. An
+    integer too large for a counter is written in that JSON too: ``json``
+    would write it as bare digits, which read as a counter's.
     """
 
     def __init__(self, wrapped: Any) -> None:
@@ -342,8 +391,8 @@ class CustomFormat:
         self.name = getattr(wrapped, "__name__", None) or type(wrapped).__qualname__
 
     def dumps(self, value: Any, key: str = "") -> bytes:
-        if _is_counter(value):
-            return _counter_bytes(value)
+        if type(value) is int:
+            return _counter_bytes(value) or _RECORD_MARK + _dump_json(value)
         if _RECORDS.get(type(value).__name__) is type(value):
             try:
                 return _RECORD_MARK + _dump_json(value)
@@ -421,10 +470,10 @@ class SignedSerializer:
         return mac.digest()
 
     def dumps(self, value: Any, key: str) -> bytes:
-        if _is_counter(value):
+        if type(value) is int and (digits := _counter_bytes(value)) is not None:
             # Counters stay digits so the server can increment them; a
             # forged digit string can only ever read back as an integer.
-            return _counter_bytes(value)
+            return digits
         payload = self.inner.dumps(value)
         return _SIGNED + self._mac(key, payload) + payload
 

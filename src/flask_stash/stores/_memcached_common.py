@@ -24,6 +24,15 @@ evicted or lived on a node that died) starts at the current time in
 microseconds, so it does not reuse a version that older entries carry
 (unless the wall clock is set back).
 
+A version is what memcached ``incr`` counts: ASCII digits, from 1 to
+2**64 - 1. Anything else under the key (junk someone wrote, a value past
+that range, a 0 left by ``incr`` wrapping around) is replaced by a fresh
+version at once, as a missing one is: entries under the unreadable version
+are lost, which a cache can afford, and caching never stops. Processes that
+find it missing race with ``add``; processes that find junk race with
+``cas`` on the token they read it with. Either way one write wins, and the
+others read the winner's version back.
+
 Signing. The serializer is handed the finished memcached key (prefix,
 version and any hashing included), so a signed entry copied to another key,
 or from before a ``clear()`` to after it, reads as a miss.
@@ -42,7 +51,7 @@ from typing import Any
 from urllib.parse import SplitResult, unquote
 
 from ..errors import StashError
-from ..serializers import PickleSerializer, Serializer
+from ..serializers import COUNTER_MAX, COUNTER_MIN, PickleSerializer, Serializer, read_counter
 from .base import BaseStore, StoreConfig
 
 __all__ = [
@@ -66,6 +75,11 @@ ITEM_OVERHEAD = 64
 #: Memcached reads an expiry above 30 days as a Unix timestamp.
 _THIRTY_DAYS = 30 * 24 * 3600
 _CAS_ATTEMPTS = 64
+#: Tries at writing a fresh namespace version before giving up on the node.
+_RENEW_ATTEMPTS = 3
+#: The largest namespace version: memcached counts in 64 unsigned bits.
+_VERSION_MAX = 2**64 - 1
+_VERSION_DIGITS = 20
 _HASH_MARK = "#"
 _DIGEST_BYTES = 20
 _KEEP = MAX_KEY_LENGTH - len(_HASH_MARK) - 2 * _DIGEST_BYTES
@@ -164,6 +178,14 @@ def config_kwargs(config: StoreConfig, names: Mapping[str, str]) -> dict[str, An
     kwargs.update(config.options)
     kwargs.setdefault("serializer", config.serializer)
     return kwargs
+
+
+def _version(raw: bytes | None) -> int | None:
+    """The namespace version *raw* holds, or None if it is missing or unusable."""
+    if raw is None or len(raw) > _VERSION_DIGITS or not raw.isdigit():
+        return None
+    version = int(raw)
+    return version if 0 < version <= _VERSION_MAX else None
 
 
 def _fresh_version() -> int:
@@ -265,37 +287,57 @@ class NamespacedMemcache(BaseStore):
             self.max_item_size,
         )
 
-    def _counter(self, name: str, data: bytes) -> int:
-        try:
-            return int(data)
-        except ValueError:
-            kind = type(self.serializer.loads(data, name)).__qualname__
-            raise TypeError(f"cannot increment a value of type {kind}") from None
-
     # -- the namespace version -----------------------------------------------
 
     def _adopt(self, raw: bytes | None) -> int:
-        """Remember the version the server returned, creating one if it had none."""
-        version = self._create_version() if raw is None else int(raw)
+        """Remember the version the server returned, replacing it if it is missing or unusable."""
+        version = _version(raw)
+        if version is None:
+            version = self._renew_version(missing=raw is None)
         self._version = version
         return version
 
     def _current_version(self) -> int:
         return self._adopt(self._fetch([self._ns_key]).get(self._ns_key))
 
-    def _create_version(self) -> int:
-        """Start the version counter; if another instance just did, use theirs."""
-        start = _fresh_version()
-        if self._add(self._ns_key, b"%d" % start, 0):
-            return start
-        raw = self._fetch([self._ns_key]).get(self._ns_key)
-        if raw is not None:
-            return int(raw)
+    def _renew_version(self, missing: bool) -> int:
+        """Write a fresh version in place of a missing or unusable one, or adopt a rival's.
+
+        *missing* says the key was absent when read, so the first try is an
+        ``add`` without reading it again.
+        """
+        data: bytes | None = None
+        token: Any = None
+        for attempt in range(_RENEW_ATTEMPTS):
+            if attempt or not missing:
+                data, token = self._gets(self._ns_key)
+                version = _version(data)
+                if version is not None:
+                    return version
+            fresh = self._write_fresh_version(data, token)
+            if fresh is not None:
+                return fresh
         # Neither readable nor writable: the node holding it is failing. A
         # multi-node client keeps working on the version it saw last.
         if self._version is not None:
             return self._version
         raise MemcachedError(f"{self.describe()}: cannot read or create the namespace version")
+
+    def _write_fresh_version(self, data: bytes | None, token: Any) -> int | None:
+        """Put a fresh version where *data* (None: nothing) was read; None if that lost a race.
+
+        ``add`` for a missing key and ``cas`` on the token of junk both fail
+        once anyone else has written there, so of the instances that saw the
+        same thing, exactly one replaces it.
+        """
+        fresh = _fresh_version()
+        blob = b"%d" % fresh
+        stored = (
+            self._add(self._ns_key, blob, 0)
+            if data is None
+            else self._cas(self._ns_key, blob, token)
+        )
+        return fresh if stored else None
 
     def _read(self, keys: Sequence[str]) -> list[Any]:
         """Return the values at *keys*, None for each miss."""
@@ -384,39 +426,51 @@ class NamespacedMemcache(BaseStore):
     def clear(self) -> bool:
         """Move to a new namespace version; entries of the old one are never read again.
 
-        Never ``flush_all``: other applications share the server.
+        Never ``flush_all``: other applications share the server. A version
+        that is missing or unusable is replaced by a fresh one, which moves
+        to a new namespace just as well.
         """
-        for _ in range(3):
+        for _ in range(_RENEW_ATTEMPTS):
             try:
                 version = self._incr(self._ns_key, 1)
-            except IncrRefusedError as err:
-                raise MemcachedError(f"{self.describe()}: cannot clear: {err}") from err
-            if version is None:
-                version = _fresh_version()
-                if not self._add(self._ns_key, b"%d" % version, 0):
-                    continue
-            self._version = version
-            return True
+            except IncrRefusedError:  # not a number (or a failing node, on several)
+                version = None
+            if version is not None and 0 < version <= _VERSION_MAX:
+                self._version = version
+                return True
+            data, token = self._gets(self._ns_key)
+            if _version(data) is not None:
+                continue  # someone else wrote one since: increment theirs
+            fresh = self._write_fresh_version(data, token)
+            if fresh is not None:
+                self._version = fresh
+                return True
         raise MemcachedError(
             f"{self.describe()}: cannot clear: the namespace version is unreachable"
         )
 
     def inc(self, key: str, delta: int = 1) -> int | None:
-        """Add *delta* atomically; a missing key counts as 0.
+        """Add *delta* atomically; a missing key, or one that holds no counter, counts as 0.
 
         A positive delta uses memcached's ``incr``. Memcached's ``decr``
         stops at 0 and ``incr`` refuses negative numbers, but every other
         store counts below zero, so a negative delta (and any delta on a
-        negative counter) runs a check-and-set loop instead: read with
-        ``gets``, write with ``cas``, retry if another client wrote between.
-        That is atomic as well, but the counter it writes has no expiry.
+        negative counter, or on a value that is not a counter) runs a
+        check-and-set loop instead: read with ``gets``, write with ``cas``,
+        retry if another client wrote between. That is atomic as well, but
+        the counter it writes has no expiry.
         """
         name = self._name(key, self._current_version())
         if delta >= 0:
             try:
-                return self._bump(name, delta)
+                result = self._bump(name, delta)
             except IncrRefusedError:
                 pass
+            else:
+                # Memcached counts on to 2**64 - 1; past 2**63 - 1 the value
+                # is no counter to get or to any other store, so it restarts.
+                if result <= COUNTER_MAX:
+                    return result
         return self._adjust(name, delta)
 
     def dec(self, key: str, delta: int = 1) -> int | None:
@@ -438,6 +492,7 @@ class NamespacedMemcache(BaseStore):
         raise MemcachedError(f"{self.describe()}: counter {name!r} keeps vanishing")
 
     def _adjust(self, name: str, delta: int) -> int:
+        """Add *delta* by check-and-set; a non-counter, or an overflow, restarts at *delta*."""
         for attempt in range(_CAS_ATTEMPTS):
             if attempt:  # lost a race: back off a little, with jitter, before the next try
                 time.sleep(random.uniform(0, min(0.005, 0.0002 * attempt)))
@@ -446,7 +501,10 @@ class NamespacedMemcache(BaseStore):
                 if self._add(name, b"%d" % delta, 0):
                     return delta
                 continue
-            result = self._counter(name, data) + delta
+            current = read_counter(data)
+            result = delta if current is None else current + delta
+            if not COUNTER_MIN <= result <= COUNTER_MAX:
+                result = delta
             if self._cas(name, b"%d" % result, token):
                 return result
         raise MemcachedError(f"{self.describe()}: counter {name!r} could not be updated")

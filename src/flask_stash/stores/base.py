@@ -126,7 +126,15 @@ class BaseStore:
         return self.get(key) is not None
 
     def inc(self, key: str, delta: int = 1) -> int | None:
-        """Add *delta* to the integer at *key* (0 if absent); return the result.
+        """Add *delta* to the counter at *key* (0 if absent); return the result.
+
+        A counter is an integer in the signed 64-bit range, the most memcached
+        ``incr`` and Redis ``INCRBY`` hold. A key that holds anything else (a
+        value of another type, bytes that are no integer, more digits than 64
+        bits hold), or whose sum would leave that range, counts as absent: the
+        counter starts again at *delta*, replacing what was there. So junk
+        that someone else wrote under a key never makes ``inc`` fail, which
+        would count against the store.
 
         This default is not atomic; stores whose server can do better override it.
         """
@@ -135,7 +143,7 @@ class BaseStore:
         return result if self.set(key, result, timeout=0) else None
 
     def dec(self, key: str, delta: int = 1) -> int | None:
-        """Subtract *delta* from the integer at *key*; return the result."""
+        """Subtract *delta* from the counter at *key*; return the result (see :meth:`inc`)."""
         return self.inc(key, -delta)
 
     def close(self) -> None:

@@ -7,10 +7,11 @@ restart and evicts by size; this module only maps the store contract onto it.
 - Keys get the store's prefix, and every entry is tagged with that prefix, so
   ``clear()`` evicts exactly this namespace: other apps sharing the directory
   keep their entries, and a prefix ``"a"`` never clears the keys of ``"ab"``.
-- Plain ``int`` values are stored as SQLite integers so that ``inc`` can use
-  diskcache's atomic ``incr``; everything else goes through the serializer
-  and is stored as bytes, so a value read back is always a fresh copy and an
-  unpicklable value fails with ``SerializationError``, as on a remote store.
+- Plain ``int`` values of 64 bits (counters) are stored as SQLite integers
+  so that ``inc`` can use diskcache's atomic ``incr``; everything else goes
+  through the serializer and is stored as bytes, so a value read back is
+  always a fresh copy and an unpicklable value fails with
+  ``SerializationError``, as on a remote store.
   The serializer is handed the prefixed key, the one diskcache stores the
   entry under, so a signed entry copied to another key reads as a miss.
 - Eviction is least-recently-stored: reads stay plain SELECTs that never take
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
-from ..serializers import PickleSerializer, Serializer
+from ..serializers import COUNTER_MAX, COUNTER_MIN, PickleSerializer, Serializer, is_counter
 from .base import BaseStore, StoreConfig
 
 try:
@@ -140,8 +141,10 @@ class DiskStore(BaseStore):
         return self._timeout(timeout) or None
 
     def _encode(self, name: str, value: Any) -> Any:
-        # type(), not isinstance(): a bool must come back as a bool.
-        return value if type(value) is int else self.serializer.dumps(value, name)
+        # A counter fits an SQLite integer; a bool must come back as a bool,
+        # and a larger integer would be pickled by diskcache, which reads
+        # back as missing (see _PlainDisk), so both go through the serializer.
+        return value if is_counter(value) else self.serializer.dumps(value, name)
 
     def _decode(self, name: str, stored: Any) -> Any:
         return self.serializer.loads(stored, name) if isinstance(stored, bytes) else stored
@@ -190,14 +193,27 @@ class DiskStore(BaseStore):
         return self.key_prefix + key in self._cache
 
     def inc(self, key: str, delta: int = 1) -> int | None:
-        key = self.key_prefix + key
-        # incr alone would create a missing key untagged, out of clear()'s reach.
+        """Add *delta* in one transaction; a key that holds no counter restarts at *delta*.
+
+        It counts from what :meth:`get` reads there. A native integer is
+        incremented in place, keeping its expiry; anything else is replaced,
+        with no expiry, like a new counter.
+        """
+        name = self.key_prefix + key
         with self._cache.transact():
-            self._cache.add(key, 0, tag=self.key_prefix)
-            try:
-                result: int = self._cache.incr(key, delta)
-            except TypeError:
-                raise TypeError(f"cannot increment the non-integer value at {key!r}") from None
+            stored = self._cache.get(name)
+            current = self._decode(name, stored)
+            if is_counter(current) and COUNTER_MIN <= current + delta <= COUNTER_MAX:
+                if type(stored) is int:
+                    result: int = self._cache.incr(name, delta)
+                else:  # digits someone else wrote as bytes
+                    result = current + delta
+                    self._cache.set(name, result, tag=self.key_prefix)
+            else:
+                # set, not incr: incr would create a missing key untagged,
+                # out of clear()'s reach.
+                result = delta
+                self._cache.set(name, result, tag=self.key_prefix)
         self._bound_count()
         return result
 

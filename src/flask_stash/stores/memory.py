@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ..serializers import PickleSerializer, Serializer
+from ..serializers import COUNTER_MAX, COUNTER_MIN, PickleSerializer, Serializer, is_counter
 from .base import BaseStore, StoreConfig
 
 __all__ = ["MemoryStore"]
@@ -219,14 +219,19 @@ class MemoryStore(BaseStore):
             return self._live(self.key_prefix + key) is not None
 
     def inc(self, key: str, delta: int = 1) -> int | None:
+        """Add *delta* under the lock; a key that holds no counter restarts at *delta*.
+
+        A counter keeps its expiry; one that starts again has none, like a new one.
+        """
         key = self.key_prefix + key
         with self._lock:
             entry = self._live(key)
-            current = self._thaw(entry) if entry is not None else 0
-            if type(current) is not int:
-                raise TypeError(f"cannot increment a value of type {type(current).__qualname__}")
-            result: int = current + delta
-            expires = entry.expires if entry is not None else 0.0
+            current = None if entry is None else self._thaw(entry)
+            if is_counter(current) and COUNTER_MIN <= current + delta <= COUNTER_MAX:
+                result: int = current + delta
+                expires = entry.expires if entry is not None else 0.0
+            else:
+                result, expires = delta, 0.0
             self._put(key, _Entry(expires, result, _ATOM_SIZE, None))
             return result
 

@@ -70,6 +70,21 @@ _URL_MODES = {
 _DEFAULT_PORTS = {"standalone": 6379, "sentinel": 26379, "cluster": 6379}
 _SCAN_BATCH = 500
 
+#: Increment, or, if the key holds no counter (another type, bytes that are
+#: not a 64-bit integer, or a sum past 64 bits), start it again at the delta.
+#: One script, so that of two clients finding the same junk only one
+#: replaces it, and the other's increment counts on top.
+_RESTART_COUNTER = """
+local result = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(result) == 'table' and result.err then
+    redis.call('SET', KEYS[1], ARGV[1])
+    return ARGV[1]
+end
+return result
+"""
+#: What INCRBY answers for a key that holds no counter, or that would overflow.
+_NOT_A_COUNTER = ("not an integer", "would overflow", "WRONGTYPE")
+
 Address = tuple[str, int]
 
 
@@ -638,7 +653,15 @@ class RedisStore(BaseStore):
 
     def get(self, key: str) -> Any:
         name = self._name(key)
-        return self._load(self.client.get(name), name)
+        try:
+            data = self.client.get(name)
+        except ResponseError as err:
+            # A list or hash that someone else put here: a miss, as MGET
+            # reports it, and the next set replaces it.
+            if not str(err).startswith("WRONGTYPE"):
+                raise
+            return None
+        return self._load(data, name)
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         ex, px = self._expiry(timeout)
@@ -729,12 +752,20 @@ class RedisStore(BaseStore):
         return self.client
 
     def inc(self, key: str, delta: int = 1) -> int | None:
+        """Add *delta* with INCRBY; a key that holds no counter restarts at *delta*.
+
+        The plain INCRBY is one round trip. Only when the server refuses it
+        does a script run, which tries INCRBY again and, if it is still
+        refused, sets the key to *delta*, with no expiry, like a new counter.
+        """
+        name = self._name(key)
+        client = self.client
         try:
-            return int(self.client.incrby(self._name(key), delta))
+            return int(client.incrby(name, delta))
         except ResponseError as err:
-            if "not an integer" in str(err):
-                raise TypeError(f"cannot increment {key!r}: it does not hold an integer") from err
-            raise
+            if not any(reason in str(err) for reason in _NOT_A_COUNTER):
+                raise
+        return int(client.eval(_RESTART_COUNTER, 1, name, delta))
 
     def dec(self, key: str, delta: int = 1) -> int | None:
         return self.inc(key, -delta)
