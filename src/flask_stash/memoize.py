@@ -10,7 +10,6 @@ once per key (single-flight), stale-while-revalidate and stale-if-error.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import inspect
@@ -19,6 +18,9 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, Union, cast
 
+from flask.globals import _cv_app
+
+from . import engine
 from .arguments import (
     Predicate,
     bypass_for,
@@ -49,6 +51,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("flask_stash")
+
+#: What an app without Flask-Stash's state holds: nothing (one dict, not one per call).
+_NONE: dict[Any, Any] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,23 +89,6 @@ def join_generator(value: Any) -> Any:
     return parts
 
 
-@dataclass
-class _Outcome:
-    """A computed value, and which call computed it (the others re-read the store)."""
-
-    value: Any
-    owner: object = None
-
-
-@dataclass
-class _Miss:
-    """What a first look found on a miss: the tag keys, their versions, a stale entry."""
-
-    keys: list[str]
-    versions: Sequence[object]
-    stale: MemoEntry | None
-
-
 class FunctionCache:
     """The entries of one cached function: lookup, compute once, store."""
 
@@ -132,46 +120,6 @@ class FunctionCache:
         self.sie = stale_if_error
         self.single_flight = single_flight
 
-    def lookup(
-        self,
-        state: AppState,
-        key: str,
-        keys: list[str],
-        call: Call | None = None,
-    ) -> tuple[MemoEntry | None, Sequence[object], MemoEntry | None]:
-        """Return a usable entry (fresh, or stale within SWR), the tag versions, and a stale one.
-
-        The third value is an entry past its freshness that stale-if-error
-        may still serve if computing fails. ``forced_update`` and
-        ``is_stale`` are asked only with the *call* (a first look, not a
-        re-read after waiting for another computation).
-        """
-        if self.forced_update is not None and call is not None and self.forced_update((), *call):
-            return None, [None] * len(keys), None
-        found = state.entries.get_many([key, *keys], self.name)
-        entry, versions = found[0], tuple(found[1:])
-        if type(entry) is not MemoEntry or not matches(entry.versions, versions):
-            return None, versions, None
-        if self.is_stale is not None and call is not None and self.is_stale((entry.value,), *call):
-            return None, versions, None
-        now = state.clock()
-        if is_fresh(entry.fresh_until, now) or now < entry.fresh_until + self.swr:
-            return entry, versions, None
-        return None, versions, entry if now < entry.stale_until else None
-
-    def _hit(self, state: AppState, entry: MemoEntry, key: str, call: Call = _NO_CALL) -> Any:
-        state.stats.hit(self.name, key)
-        if state.settings.enable_signals:
-            self.signal(True, key, call)
-        if not is_fresh(entry.fresh_until, state.clock()):
-            state.stats.skip(self.name, "served stale", key)
-        return entry.value
-
-    def _miss(self, state: AppState, key: str, call: Call) -> None:
-        state.stats.miss(self.name, key)
-        if state.settings.enable_signals:
-            self.signal(False, key, call)
-
     def signal(self, hit: bool, key: str, call: Call) -> None:
         """Send Flask-Caching's signal for this hit or miss (``CACHE_ENABLE_SIGNALS``)."""
         args, kwargs = call
@@ -184,48 +132,6 @@ class FunctionCache:
                 cache=self.cache, cache_key=key, args=args, kwargs=kwargs, f=self.function
             )
 
-    def _look(
-        self,
-        state: AppState,
-        key: str,
-        tags: list[str],
-        call: Call,
-        refresh: Callable[[], None],
-    ) -> tuple[Any, _Miss | None]:
-        """The value of a hit (starting a refresh if it is stale), or what a miss found."""
-        keys = tag_keys(tags)
-        entry, versions, stale = self.lookup(state, key, keys, call)
-        if entry is not None:
-            if not is_fresh(entry.fresh_until, state.clock()):
-                refresh()
-            return self._hit(state, entry, key, call), None
-        self._miss(state, key, call)
-        return None, _Miss(keys, versions, stale)
-
-    def _reader(self, state: AppState, key: str, keys: list[str]) -> Callable[[], _Outcome | None]:
-        """What single-flight polls while another process computes: has it been stored?"""
-
-        def read() -> _Outcome | None:
-            found, _, _ = self.lookup(state, key, keys)
-            return _Outcome(None) if found is not None else None
-
-        return read
-
-    def _settle(
-        self, state: AppState, key: str, call: Call, miss: _Miss, outcome: _Outcome, me: object
-    ) -> tuple[bool, Any]:
-        """This caller's value after single-flight; ``(False, None)`` if it must compute.
-
-        A value computed elsewhere is read back from the store, so no two
-        callers share one mutable object.
-        """
-        if outcome.owner is me:
-            return True, outcome.value
-        found, miss.versions, miss.stale = self.lookup(state, key, miss.keys)
-        if found is not None:
-            return True, self._hit(state, found, key, call)
-        return False, None
-
     def get_or_compute(
         self,
         state: AppState,
@@ -234,29 +140,11 @@ class FunctionCache:
         compute: Callable[[], Any],
         call: Call = _NO_CALL,
     ) -> Any:
-        """The cached value of one call, computed once per key (see :mod:`.flight`)."""
-        value, miss = self._look(
-            state, key, tags, call, lambda: self.refresh(state, key, tags, compute)
+        """The cached value of one call (see :func:`.engine.get_or_compute`)."""
+        forced = self.forced_update is not None and self.forced_update((), *call)
+        return engine.get_or_compute(
+            state, ValueCall(self, state, key, tags, compute, call), forced
         )
-        if miss is None:
-            return value
-        if not self.single_flight:
-            return self.compute_and_store(state, key, tags, miss, compute)[0]
-        me = object()
-
-        def run() -> tuple[_Outcome, bool]:
-            value, stored = self.compute_and_store(state, key, tags, miss, compute)
-            return _Outcome(value, me), stored
-
-        outcome = state.flight.run(
-            key,
-            run,
-            read=self._reader(state, key, miss.keys),
-            lock=state.lock(self.name),
-            name=self.name,
-        )
-        done, value = self._settle(state, key, call, miss, outcome, me)
-        return value if done else self.compute_and_store(state, key, tags, miss, compute)[0]
 
     async def aget_or_compute(
         self,
@@ -266,35 +154,11 @@ class FunctionCache:
         compute: Callable[[], Awaitable[Any]],
         call: Call = _NO_CALL,
     ) -> Any:
-        """The coroutine version: the same entries and single-flight, awaited computation."""
-        value, miss = self._look(
-            state,
-            key,
-            tags,
-            call,
-            lambda: self.refresh(state, key, tags, lambda: asyncio.run(_awaited(compute))),
+        """The coroutine version: the same entries and decisions, awaited computation."""
+        forced = self.forced_update is not None and self.forced_update((), *call)
+        return await engine.aget_or_compute(
+            state, ValueCall(self, state, key, tags, compute, call), forced
         )
-        if miss is None:
-            return value
-        if not self.single_flight:
-            return (await self.acompute_and_store(state, key, tags, miss, compute))[0]
-        me = object()
-
-        async def run() -> tuple[_Outcome, bool]:
-            value, stored = await self.acompute_and_store(state, key, tags, miss, compute)
-            return _Outcome(value, me), stored
-
-        outcome = await state.flight.arun(
-            key,
-            run,
-            read=self._reader(state, key, miss.keys),
-            lock=state.lock(self.name),
-            name=self.name,
-        )
-        done, value = self._settle(state, key, call, miss, outcome, me)
-        if done:
-            return value
-        return (await self.acompute_and_store(state, key, tags, miss, compute))[0]
 
     def _serve_stale(self, state: AppState, stale: MemoEntry, key: str) -> Any:
         logger.warning("%s raised; serving the stale entry (stale_if_error)", self.name)
@@ -306,46 +170,55 @@ class FunctionCache:
         state: AppState,
         key: str,
         tags: list[str],
-        miss: _Miss,
+        versions: Sequence[object] | None,
+        stale: MemoEntry | None,
         compute: Callable[[], Any],
-    ) -> tuple[Any, bool]:
+    ) -> tuple[Any, MemoEntry | None]:
         """Compute, then store; a raise within stale-if-error serves the stale entry."""
         try:
             rv = join_generator(compute())
         except Exception:
-            if miss.stale is None:
+            if stale is None:
                 raise
-            return self._serve_stale(state, miss.stale, key), False
-        return self.store(state, key, tags, miss.versions, rv)
+            return self._serve_stale(state, stale, key), None
+        return self.store(state, key, tags, versions, rv)
 
     async def acompute_and_store(
         self,
         state: AppState,
         key: str,
         tags: list[str],
-        miss: _Miss,
+        versions: Sequence[object] | None,
+        stale: MemoEntry | None,
         compute: Callable[[], Awaitable[Any]],
-    ) -> tuple[Any, bool]:
+    ) -> tuple[Any, MemoEntry | None]:
         try:
             rv = await compute()
         except Exception:
-            if miss.stale is None:
+            if stale is None:
                 raise
-            return self._serve_stale(state, miss.stale, key), False
-        return self.store(state, key, tags, miss.versions, rv)
+            return self._serve_stale(state, stale, key), None
+        return self.store(state, key, tags, versions, rv)
 
     def store(
-        self, state: AppState, key: str, tags: list[str], versions: Sequence[object], rv: Any
-    ) -> tuple[Any, bool]:
-        """Store *rv* unless a filter says not to; return it and whether it was stored."""
+        self,
+        state: AppState,
+        key: str,
+        tags: list[str],
+        versions: Sequence[object] | None,
+        rv: Any,
+    ) -> tuple[Any, MemoEntry | None]:
+        """Store *rv* unless a filter says not to; return it and the entry stored."""
         if rv is None and not self.cache_none:
-            return rv, False
+            return rv, None
         if self.response_filter is not None and not self.response_filter(rv):
             state.stats.skip(self.name, "response_filter", key)
-            return rv, False
+            return rv, None
+        if versions is None:
+            versions = (None,) * len(tags)
         tokens = current_versions(state, self.name, tags, versions)
         if None in tokens:
-            return rv, False  # the store is failing; it was counted there
+            return rv, None  # the store is failing; it was counted there
         timeout = self.timeout()
         if timeout is None:
             timeout = state.store.default_timeout
@@ -360,10 +233,11 @@ class FunctionCache:
         except SerializationError as err:
             state.stats.skip(self.name, "not serializable", key)
             state.warn_once(self.name, "not serializable", f"{self.name}: result not cached: {err}")
-            return rv, False
-        if stored:
-            state.stats.stored(self.name, key)
-        return rv, stored
+            return rv, None
+        if not stored:
+            return rv, None
+        state.stats.stored(self.name, key)
+        return rv, entry
 
     def refresh(
         self, state: AppState, key: str, tags: list[str], compute: Callable[[], Any]
@@ -378,6 +252,98 @@ class FunctionCache:
                 self.store(state, key, tags, found, compute())
 
         state.start_revalidation(key, work, self.name)
+
+
+class ValueCall:
+    """One call of a cached function, as :mod:`.engine` sees it: its entry holds a value."""
+
+    __slots__ = (
+        "args",
+        "function",
+        "is_stale",
+        "key",
+        "keys",
+        "name",
+        "run",
+        "single_flight",
+        "stale_while_revalidate",
+        "state",
+        "tags",
+    )
+
+    def __init__(
+        self,
+        function: FunctionCache,
+        state: AppState,
+        key: str,
+        tags: list[str],
+        compute: Callable[[], Any],
+        args: Call,
+    ) -> None:
+        self.function = function
+        self.state = state
+        self.key = key
+        self.tags = tags
+        self.keys = tag_keys(tags)
+        self.run = compute
+        self.args = args
+        self.name = function.name
+        self.single_flight = function.single_flight
+        self.stale_while_revalidate = function.swr
+        self.is_stale = None if function.is_stale is None else self._is_stale
+
+    def read(self) -> tuple[MemoEntry | None, tuple[object, ...]]:
+        found = self.state.entries.get_many([self.key, *self.keys], self.function.name)
+        entry = found[0]
+        return (entry if type(entry) is MemoEntry else None), tuple(found[1:])
+
+    def _is_stale(self, entry: MemoEntry) -> bool:
+        check = self.function.is_stale
+        return check is not None and check((entry.value,), *self.args)
+
+    def answer(self, entry: MemoEntry, label: str, now: float) -> Any:
+        return entry.value
+
+    def refresh(self) -> None:
+        self.function.refresh(self.state, self.key, self.tags, self.run)
+
+    def signal(self, hit: bool) -> None:
+        self.function.signal(hit, self.key, self.args)
+
+    def compute(
+        self, versions: Sequence[object] | None, stale: MemoEntry | None, owner: object
+    ) -> engine.Made[Any, MemoEntry]:
+        value, entry = self.function.compute_and_store(
+            self.state, self.key, self.tags, versions, stale, self.run
+        )
+        return engine.Made(value, entry, owner)
+
+    async def acompute(
+        self, versions: Sequence[object] | None, stale: MemoEntry | None, owner: object
+    ) -> engine.Made[Any, MemoEntry]:
+        value, entry = await self.function.acompute_and_store(
+            self.state, self.key, self.tags, versions, stale, self.run
+        )
+        return engine.Made(value, entry, owner)
+
+    def _fresh(self) -> MemoEntry | None:
+        entry, versions = self.read()
+        if (
+            entry is not None
+            and matches(entry.versions, versions)
+            and is_fresh(entry.fresh_until, self.state.clock())
+        ):
+            return entry
+        return None
+
+    def poll(self) -> engine.Made[Any, MemoEntry] | None:
+        entry = self._fresh()
+        return None if entry is None else engine.Made(None, entry)
+
+    def share(self, made: engine.Made[Any, MemoEntry]) -> tuple[bool, Any]:
+        # Read back, so no two callers share one mutable object.
+        entry = self._fresh()
+        return (False, None) if entry is None else (True, entry.value)
 
 
 async def _awaited(compute: Callable[[], Awaitable[Any]]) -> Any:
@@ -450,6 +416,19 @@ def memoized_of(f: Callable[..., Any]) -> tuple[Memoized, tuple[Any, ...]] | Non
     if not isinstance(meta, Memoized):
         return None
     return meta, bound
+
+
+def _state_of(cache: Cache) -> AppState:
+    """The cache's state on the current app, with one context lookup.
+
+    Through ``current_app`` it would cost as much as the rest of a hit.
+    """
+    ctx = _cv_app.get(None)
+    if ctx is not None:
+        found: AppState | None = ctx.app.extensions.get("flask_stash", _NONE).get(cache)
+        if found is not None:
+            return found
+    return cache.state()
 
 
 def function_namespace(
@@ -553,7 +532,7 @@ def memoize(
             async def decorated_async(*args: Any, **kwargs: Any) -> Any:
                 if bypass is not None and bypass(args, kwargs):
                     return await f(*args, **kwargs)
-                state = cache.state()
+                state = _state_of(cache)
                 state.begin()
                 key, entry_tags = key_and_tags(args, kwargs, state.settings.source_check)
                 return await entries.aget_or_compute(
@@ -567,7 +546,7 @@ def memoize(
             def decorated(*args: Any, **kwargs: Any) -> Any:
                 if bypass is not None and bypass(args, kwargs):
                     return f(*args, **kwargs)
-                state = cache.state()
+                state = _state_of(cache)
                 state.begin()
                 key, entry_tags = key_and_tags(args, kwargs, state.settings.source_check)
                 return entries.get_or_compute(

@@ -18,9 +18,8 @@ import inspect
 import io
 import json
 import logging
-import threading
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import (
@@ -33,12 +32,12 @@ from flask import (
     request,
     url_for,
 )
-from flask.globals import request_ctx
+from flask.globals import _cv_request, request_ctx
 from flask.sessions import SessionMixin
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 
-from . import http
+from . import engine, http
 from .arguments import (
     Predicate,
     bypass_for,
@@ -78,6 +77,9 @@ if TYPE_CHECKING:
 __all__ = ["CachedView", "cached", "current_request"]
 
 logger = logging.getLogger("flask_stash")
+
+#: What an app without Flask-Stash's state holds: nothing (one dict, not one per call).
+_NONE: dict[Any, Any] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -140,7 +142,6 @@ class Computed:
     response: Any
     frozen: FrozenResponse | None
     variant: str | None = None
-    owner: int = field(default_factory=threading.get_ident)
 
 
 @dataclass(frozen=True)
@@ -340,8 +341,15 @@ class CachedView:
         return handler is self.decorated
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        req = current_request()
-        state = self.cache.state()
+        # One context lookup gives both the request and the app: each proxy
+        # read (request, current_app) costs as much as a store hit's checks.
+        ctx = _cv_request.get(None)
+        if ctx is None:
+            req, state = None, self.cache.state()
+        else:
+            req = ctx.request
+            found = ctx.app.extensions.get("flask_stash", _NONE).get(self.cache)
+            state = found if found is not None else self.cache.state(ctx.app)
         is_view = req is not None and self.is_view(req, state.app)
         # A key the app builds itself (make_cache_key) is the app's to choose,
         # so any method may be cached under it; otherwise GET and HEAD only.
@@ -376,93 +384,22 @@ class CachedView:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
+        """Answer *req* from its page, or run the view (see :func:`.engine.get_or_compute`).
+
+        A forced recompute (``forced_update``, the background refresh of a
+        stale page) is never answered by the entry it replaces.
+        """
         options = self.options
-        refreshing = req.environ.get(REVALIDATE) == key
-        forced = refreshing or (
+        forced = req.environ.get(REVALIDATE) == key or (
             options.forced_update is not None and options.forced_update((), args, kwargs)
         )
-        keys = ["tag:" + tag for tag in tags]
-        stale: FrozenResponse | None = None
-        if forced:
-            versions: Sequence[object] = (None,) * len(keys)
-        else:
-            found = state.entries.get_many([key, *keys], self.name)
-            entry, versions = found[0], tuple(found[1:])
-            if type(entry) is VaryIndex and matches(entry.versions, versions):
-                entry = state.entries.get(variant_key(key, entry.names, req), self.name)
-            if (
-                type(entry) is FrozenResponse
-                and matches(entry.versions, versions)
-                and self.usable_for(entry, req)
-            ):
-                now = state.clock()
-                if is_fresh(entry.fresh_until, now):
-                    response = self.respond(state, entry, req, now, "HIT")
-                    if options.is_stale is None or not options.is_stale((response,), args, kwargs):
-                        state.stats.hit(self.name, key)
-                        if state.settings.enable_signals:
-                            self.plain.signal(True, key, (args, kwargs))
-                        return response
-                elif now < entry.fresh_until + options.stale_while_revalidate:
-                    self.refresh_in_background(state, req, key)
-                    state.stats.hit(self.name, key)
-                    state.stats.skip(self.name, "served stale", key)
-                    return self.respond(state, entry, req, now, "STALE")
-                elif now < entry.stale_until:
-                    stale = entry
-        state.stats.miss(self.name, key)
-        if state.settings.enable_signals:
-            self.plain.signal(False, key, (args, kwargs))
-
-        def compute() -> tuple[Computed, bool]:
-            done = self.compute(state, req, key, tags, versions, stale, args, kwargs)
-            return done, done.frozen is not None
-
-        # A forced recompute must not be answered by the entry it replaces.
-        if not options.single_flight or forced:
-            return compute()[0].response
-        result = state.flight.run(
-            key,
-            compute,
-            read=lambda: self.read_back(state, req, key, keys),
-            lock=state.lock(self.name),
-            name=self.name,
+        return engine.get_or_compute(
+            state, PageCall(self, state, req, key, tags, args, kwargs), forced
         )
-        if result.owner == threading.get_ident():
-            return result.response
-        # Another request computed it. Use its response only if it is the one
-        # this request would get: same variant, and not someone's own page.
-        frozen = result.frozen
-        if (
-            frozen is not None
-            and self.usable_for(frozen, req)
-            and (result.variant is None or result.variant == self._variant_of(key, frozen, req))
-        ):
-            state.stats.hit(self.name, key)
-            return self.respond(state, frozen, req, state.clock(), "MISS")
-        return self.compute(state, req, key, tags, versions, stale, args, kwargs).response
 
     def _variant_of(self, key: str, frozen: FrozenResponse, req: Request) -> str | None:
         names = http.vary_names(frozen.headers)
         return variant_key(key, names, req) if names else None
-
-    def read_back(
-        self, state: AppState, req: Request, key: str, keys: list[str]
-    ) -> Computed | None:
-        """Read what another process stored while this one waited for its lock."""
-        found = state.entries.get_many([key, *keys], self.name)
-        entry, versions = found[0], tuple(found[1:])
-        variant = None
-        if type(entry) is VaryIndex and matches(entry.versions, versions):
-            variant = variant_key(key, entry.names, req)
-            entry = state.entries.get(variant, self.name)
-        if (
-            type(entry) is FrozenResponse
-            and matches(entry.versions, versions)
-            and is_fresh(entry.fresh_until, state.clock())
-        ):
-            return Computed(None, entry, variant, owner=0)
-        return None
 
     def usable_for(self, entry: FrozenResponse, req: Request) -> bool:
         """Whether *entry*, made for someone, may answer *req* (see :meth:`rules`)."""
@@ -663,6 +600,119 @@ class CachedView:
         if state.settings.x_cache_header:
             response.headers["X-Cache"] = "MISS"
         return Computed(response, frozen, variant)
+
+
+class PageCall:
+    """One request for a cached view, as :mod:`.engine` sees it: its entry is a page."""
+
+    __slots__ = (
+        "args",
+        "is_stale",
+        "key",
+        "keys",
+        "kwargs",
+        "name",
+        "req",
+        "single_flight",
+        "stale_while_revalidate",
+        "state",
+        "tags",
+        "view",
+    )
+
+    def __init__(
+        self,
+        view: CachedView,
+        state: AppState,
+        req: Request,
+        key: str,
+        tags: list[str],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.view = view
+        self.state = state
+        self.req = req
+        self.key = key
+        self.tags = tags
+        self.keys = ["tag:" + tag for tag in tags]
+        self.args = args
+        self.kwargs = kwargs
+        options = view.options
+        self.name = view.name
+        self.single_flight = options.single_flight
+        self.stale_while_revalidate = options.stale_while_revalidate
+        self.is_stale = None if options.is_stale is None else self._is_stale
+
+    def _find(self) -> tuple[FrozenResponse | None, tuple[object, ...], str | None]:
+        """The page at the key (the variant the request's headers select), its tag versions."""
+        entries, name = self.state.entries, self.name
+        found = entries.get_many([self.key, *self.keys], name)
+        entry, versions = found[0], tuple(found[1:])
+        variant = None
+        if type(entry) is VaryIndex and matches(entry.versions, versions):
+            variant = variant_key(self.key, entry.names, self.req)
+            entry = entries.get(variant, name)
+        return (entry if type(entry) is FrozenResponse else None), versions, variant
+
+    def read(self) -> tuple[FrozenResponse | None, tuple[object, ...]]:
+        # The hit path: _find's work, without its variant.
+        found = self.state.entries.get_many([self.key, *self.keys], self.name)
+        entry, versions = found[0], tuple(found[1:])
+        if type(entry) is VaryIndex and matches(entry.versions, versions):
+            entry = self.state.entries.get(variant_key(self.key, entry.names, self.req), self.name)
+        if type(entry) is FrozenResponse and self.view.usable_for(entry, self.req):
+            return entry, versions
+        return None, versions
+
+    def _is_stale(self, entry: FrozenResponse) -> bool:
+        check = self.view.options.is_stale
+        assert check is not None
+        return check((self.answer(entry, "HIT", self.state.clock()),), self.args, self.kwargs)
+
+    def answer(self, entry: FrozenResponse, label: str, now: float) -> Response:
+        return self.view.respond(self.state, entry, self.req, now, label)
+
+    def refresh(self) -> None:
+        self.view.refresh_in_background(self.state, self.req, self.key)
+
+    def signal(self, hit: bool) -> None:
+        self.view.plain.signal(hit, self.key, (self.args, self.kwargs))
+
+    def compute(
+        self, versions: Sequence[object] | None, stale: FrozenResponse | None, owner: object
+    ) -> engine.Made[Any, FrozenResponse]:
+        if versions is None:
+            versions = (None,) * len(self.keys)
+        done = self.view.compute(
+            self.state, self.req, self.key, self.tags, versions, stale, self.args, self.kwargs
+        )
+        return engine.Made(done.response, done.frozen, owner, done.variant)
+
+    def poll(self) -> engine.Made[Any, FrozenResponse] | None:
+        """What another process stored while this one waited for its lock."""
+        entry, versions, variant = self._find()
+        if (
+            entry is not None
+            and matches(entry.versions, versions)
+            and is_fresh(entry.fresh_until, self.state.clock())
+        ):
+            return engine.Made(None, entry, None, variant)
+        return None
+
+    def share(self, made: engine.Made[Any, FrozenResponse]) -> tuple[bool, Any]:
+        """Another request's page, only if it is the one this request would get.
+
+        Same variant, and not someone's own page.
+        """
+        frozen, variant = made.entry, made.extra
+        if (
+            frozen is not None
+            and self.view.usable_for(frozen, self.req)
+            and (variant is None or variant == self.view._variant_of(self.key, frozen, self.req))
+        ):
+            return True, self.answer(frozen, "MISS", self.state.clock())
+        return False, None
 
 
 def _parameter_names(f: Callable[..., Any]) -> list[str]:

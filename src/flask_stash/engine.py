@@ -1,0 +1,228 @@
+"""One get-or-compute for every cached call: views, plain functions and coroutines.
+
+The decisions live here once: whether an entry found with its tag versions
+answers the call (fresh, or stale within ``stale_while_revalidate``),
+whether a stale one may stand in if computing fails (``stale_if_error``),
+who computes a cold key (single-flight, in the process and across
+processes), and what the callers that did not compute get. The kinds of
+call differ only in how they read, answer, compute and store, which a
+:class:`Call` says; :mod:`.views` and :mod:`.memoize` adapt a request or a
+function call to one. Nothing here imports Flask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+
+from .entries import is_fresh
+from .tags import matches
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+__all__ = ["Call", "Made", "aget_or_compute", "get_or_compute"]
+
+E = TypeVar("E")
+R = TypeVar("R")
+
+
+class Made(Generic[R, E]):
+    """What one computation made: the caller's result, and the entry others may share."""
+
+    __slots__ = ("entry", "extra", "owner", "result")
+
+    def __init__(self, result: R, entry: E | None, owner: object = None, extra: Any = None):
+        self.result = result
+        #: The entry stored (or that may be shared), None if the result is the caller's own.
+        self.entry = entry
+        #: Which call made it; a follower that is not the owner re-checks what it may use.
+        self.owner = owner
+        #: What the kind of call needs besides (a page's Vary variant key).
+        self.extra = extra
+
+
+class Call(Protocol[R, E]):
+    """One cached call, as the engine sees it.
+
+    ``name`` is the view or function (for counters and single-flight
+    timing), ``key`` its entry's key.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def single_flight(self) -> bool: ...
+
+    @property
+    def stale_while_revalidate(self) -> int: ...
+
+    def read(self) -> tuple[E | None, tuple[object, ...]]:
+        """The entry that may answer this call (or None), and the tag versions read with it."""
+        ...
+
+    @property
+    def is_stale(self) -> Callable[[E], bool] | None:
+        """The app's own check of a hit (``is_stale``): true recomputes. None: no check."""
+        ...
+
+    def answer(self, entry: E, label: str, now: float) -> R:
+        """The result of a hit: ``label`` is ``HIT``, ``STALE`` or ``MISS`` (shared)."""
+        ...
+
+    def refresh(self) -> None:
+        """Recompute a stale entry in the background."""
+        ...
+
+    def signal(self, hit: bool) -> None:
+        """Report a hit or a miss beyond the counters (Flask-Caching's signals)."""
+        ...
+
+    def compute(
+        self, versions: Sequence[object] | None, stale: E | None, owner: object
+    ) -> Made[R, E]:
+        """Run the function and store its result if the rules allow it.
+
+        *versions* are the tag versions read with the entry, None if nothing
+        was read (a forced call).
+        """
+        ...
+
+    def poll(self) -> Made[R, E] | None:
+        """What another process stored while this one waited for its lock."""
+        ...
+
+    def share(self, made: Made[R, E]) -> tuple[bool, R | None]:
+        """Whether this call may use what another caller made, and the result if so."""
+        ...
+
+
+def _look_again(
+    state: AppState, call: Call[Any, Any], entry: Any, versions: tuple[object, ...]
+) -> tuple[bool, Any, Any]:
+    """What a first look that found no fresh entry decides.
+
+    *entry* (None if there was none, or it failed its checks) may still be
+    served within ``stale_while_revalidate``, or kept for stale-if-error.
+    Returns whether it answered, the result, and the stale entry.
+    """
+    stale = None
+    if entry is not None and matches(entry.versions, versions):
+        now = state.clock()
+        fresh_until: float = entry.fresh_until
+        check = call.is_stale
+        if is_fresh(fresh_until, now):
+            pass  # fresh, but the app's is_stale said no
+        elif now < fresh_until + call.stale_while_revalidate:
+            if check is None or not check(entry):
+                call.refresh()
+                state.stats.hit(call.name, call.key)
+                state.stats.skip(call.name, "served stale", call.key)
+                return True, call.answer(entry, "STALE", now), None
+        elif now < entry.stale_until:
+            stale = entry
+    state.stats.miss(call.name, call.key)
+    if state.settings.enable_signals:
+        call.signal(False)
+    return False, None, stale
+
+
+def _first_look(
+    state: AppState, call: Call[Any, Any], forced: bool
+) -> tuple[bool, Any, tuple[object, ...] | None, Any]:
+    """Answer from the store if an entry allows it.
+
+    Returns whether it answered, the result, and on a miss the tag versions
+    read (None when *forced*: nothing was read) and a stale entry that
+    stale-if-error may still serve.
+    """
+    if forced:
+        state.stats.miss(call.name, call.key)
+        if state.settings.enable_signals:
+            call.signal(False)
+        return False, None, None, None
+    entry, versions = call.read()
+    if entry is not None and matches(entry.versions, versions):
+        now = state.clock()
+        if is_fresh(entry.fresh_until, now):
+            check = call.is_stale
+            if check is None or not check(entry):
+                state.stats.hit(call.name, call.key)
+                if state.settings.enable_signals:
+                    call.signal(True)
+                return True, call.answer(entry, "HIT", now), versions, None
+    answered, result, stale = _look_again(state, call, entry, versions)
+    return answered, result, versions, stale
+
+
+def _settled(
+    state: AppState, call: Call[Any, Any], made: Made[Any, Any], me: object
+) -> tuple[bool, Any]:
+    """This caller's result after single-flight; ``(False, None)`` if it must compute."""
+    if made.owner is me:
+        return True, made.result
+    if made.entry is None:
+        return False, None  # the other caller's result was its own
+    usable, shared = call.share(made)
+    if usable:
+        state.stats.hit(call.name, call.key)
+    return usable, shared
+
+
+def get_or_compute(state: AppState, call: Call[R, E], forced: bool = False) -> R:
+    """The result of *call*: from its entry, or computed once per key and stored.
+
+    A forced call (``forced_update``, a background refresh) skips the read,
+    and is never answered by another caller's result: it must replace the
+    entry.
+    """
+    answered, result, versions, stale = _first_look(state, call, forced)
+    if answered:
+        return cast(R, result)
+    seen = versions
+    me = object()
+    if forced or not call.single_flight:
+        return call.compute(seen, stale, me).result
+
+    def compute() -> tuple[Made[R, E], bool]:
+        made = call.compute(seen, stale, me)
+        return made, made.entry is not None
+
+    made = state.flight.run(
+        call.key, compute, read=call.poll, lock=state.lock(call.name), name=call.name
+    )
+    done, shared = _settled(state, call, made, me)
+    return cast(R, shared) if done else call.compute(seen, stale, me).result
+
+
+class AsyncCall(Call[R, E], Protocol):
+    """A :class:`Call` whose function is a coroutine function."""
+
+    async def acompute(
+        self, versions: Sequence[object] | None, stale: E | None, owner: object
+    ) -> Made[R, E]: ...
+
+
+async def aget_or_compute(state: AppState, call: AsyncCall[R, E], forced: bool = False) -> R:
+    """:func:`get_or_compute` for a coroutine: the same decisions and single-flight, awaited."""
+    answered, result, versions, stale = _first_look(state, call, forced)
+    if answered:
+        return cast(R, result)
+    seen = versions
+    me = object()
+    if forced or not call.single_flight:
+        return (await call.acompute(seen, stale, me)).result
+
+    async def compute() -> tuple[Made[R, E], bool]:
+        made = await call.acompute(seen, stale, me)
+        return made, made.entry is not None
+
+    made = await state.flight.arun(
+        call.key, compute, read=call.poll, lock=state.lock(call.name), name=call.name
+    )
+    done, shared = _settled(state, call, made, me)
+    return cast(R, shared) if done else (await call.acompute(seen, stale, me)).result
