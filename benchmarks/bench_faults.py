@@ -398,7 +398,7 @@ def client_settings(library: str, store: str, options: Options) -> str:
     if library == STASH:
         breaker = (
             f"breaker after {DEFAULTS['CACHE_FAILURE_THRESHOLD']} failures, "
-            f"retry every {DEFAULTS['CACHE_RETRY_INTERVAL']} s"
+            f"trials after 1 s, doubling up to {DEFAULTS['CACHE_RETRY_INTERVAL']} s"
         )
         if store == "memcached":
             return (

@@ -154,13 +154,20 @@ def test_breaker_opens_then_lets_one_trial_through() -> None:
     assert breaker.allow()
 
 
-def test_breaker_failed_trial_reopens() -> None:
+def test_breaker_failed_trials_wait_longer_up_to_the_retry_interval() -> None:
     clock = FakeClock()
     breaker = CircuitBreaker(threshold=1, retry_interval=5, clock=clock)
     breaker.failure()
-    clock.advance(5)
-    assert breaker.allow()
+    waits = []
+    for _ in range(5):
+        waited = 0.0
+        while not breaker.allow():
+            clock.advance(0.25)
+            waited += 0.25
+        waits.append(waited)
+        breaker.failure()  # the trial failed too
+    assert waits == [1.0, 2.0, 4.0, 5.0, 5.0]
+    breaker.success()
     breaker.failure()
-    assert not breaker.allow()
-    clock.advance(4.9)
-    assert not breaker.allow()
+    clock.advance(1.0)
+    assert breaker.allow()  # a store that came back starts over at one second

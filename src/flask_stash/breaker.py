@@ -1,9 +1,11 @@
 """A circuit breaker, so a sick store costs a request nothing.
 
-After ``threshold`` consecutive failures the store is skipped for
-``retry_interval`` seconds: requests are served uncached at full speed
-instead of each waiting out a timeout. Then one request tries the store
-again; a success closes the breaker, a failure opens it for another interval.
+After ``threshold`` consecutive failures the store is skipped: requests are
+served uncached at full speed instead of each waiting out a timeout. After a
+second, one request tries the store again; a success closes the breaker, a
+failure opens it for twice as long, up to ``retry_interval`` seconds. So a
+store that comes back is used again within about a second, and one that
+stays down costs one timeout per ``retry_interval`` at most.
 
 Reads and writes are counted apart: a store that answers reads but times
 out on writes (full, paused for writes) still opens the breaker, since a
@@ -16,7 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["CircuitBreaker"]
+__all__ = ["FIRST_INTERVAL", "CircuitBreaker"]
+
+#: Seconds before the first trial of a store that just failed.
+FIRST_INTERVAL = 1.0
 
 
 class CircuitBreaker:
@@ -34,6 +39,9 @@ class CircuitBreaker:
             raise ValueError(f"retry_interval must be 0 or more, got {retry_interval}")
         self.threshold = threshold
         self.retry_interval = retry_interval
+        #: The first wait before a trial, doubled after each failed trial.
+        self.first_interval = min(FIRST_INTERVAL, retry_interval)
+        self.interval = self.first_interval
         self.clock = clock
         #: Consecutive failures, reads and writes together: nonzero means
         #: "look closer" on the hot path.
@@ -61,7 +69,7 @@ class CircuitBreaker:
                 return False
             # Let one trial through; hold the rest off for another interval
             # unless the trial succeeds and closes the breaker.
-            self.open_until = self.clock() + self.retry_interval
+            self.open_until = self.clock() + self.interval
             return True
 
     def success(self, write: bool = True) -> None:
@@ -78,6 +86,7 @@ class CircuitBreaker:
                 self._read_failures = 0
                 self.failures = self._read_failures + self._write_failures
                 self.open_until = 0.0
+                self.interval = self.first_interval
 
     def failure(self, write: bool = False) -> bool:
         """Record a failure; return True if it opened the breaker."""
@@ -89,6 +98,8 @@ class CircuitBreaker:
             self.failures = self._read_failures + self._write_failures
             if self.failures >= self.threshold:
                 opened = not self.open_until
-                self.open_until = self.clock() + self.retry_interval
+                if not opened:  # a failed trial: wait longer before the next one
+                    self.interval = min(self.interval * 2, self.retry_interval)
+                self.open_until = self.clock() + self.interval
                 return opened
             return False
