@@ -12,16 +12,32 @@ function call to one. Nothing here imports Flask.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
-from .entries import is_fresh
-from .tags import matches
+from .entries import FrozenResponse, MemoEntry, VaryIndex, is_fresh
+from .errors import SerializationError
+from .tags import current_versions, matches, tag_keys
+from .tags import invalidate as _invalidate
 
 if TYPE_CHECKING:
     from .state import AppState
 
-__all__ = ["Call", "Made", "aget_or_compute", "get_or_compute"]
+__all__ = [
+    "AsyncCall",
+    "Call",
+    "Made",
+    "aget_or_compute",
+    "forget_versions",
+    "fresh",
+    "get_or_compute",
+    "invalidate",
+    "read_keys",
+    "read_page",
+    "read_value",
+    "store_page",
+    "store_value",
+]
 
 E = TypeVar("E")
 R = TypeVar("R")
@@ -226,3 +242,157 @@ async def aget_or_compute(state: AppState, call: AsyncCall[R, E], forced: bool =
     )
     done, shared = _settled(state, call, made, me)
     return cast(R, shared) if done else (await call.acompute(seen, stale, me)).result
+
+
+# -- what is stored: pages and values, under their tag versions ----------------------
+
+
+def _store(
+    state: AppState,
+    name: str,
+    key: str,
+    tags: Sequence[str],
+    versions: Sequence[object] | None,
+    build: Callable[[tuple[str | None, ...], float, float, float], Any],
+    timeout: int | None,
+    window: int,
+    vary: tuple[tuple[str, ...], str] | None = None,
+    what: str = "result",
+) -> tuple[Any, bool]:
+    """Store the entry *build* makes under the tags' current versions.
+
+    Returns the entry, and whether the store took it; the entry is made
+    even when the store is failing, so callers waiting in this process can
+    still share it. With *vary* (the header names, the variant's key), a
+    :class:`~flask_stash.entries.VaryIndex` stands at *key* and the entry at
+    the variant's key.
+    """
+    if versions is None:
+        versions = (None,) * len(tags)
+    tokens = current_versions(state, name, tags, versions)
+    if timeout is None:
+        timeout = state.store.default_timeout
+    now = state.clock()
+    fresh_until = now + timeout if timeout else 0.0
+    entry = build(tokens, now, fresh_until, fresh_until + window if timeout else 0.0)
+    if None in tokens:
+        return entry, False  # the store is failing; it was counted there
+    store_timeout = timeout + window if timeout else 0
+    entries = state.entries
+    try:
+        if vary is None:
+            stored = entries.set(key, entry, store_timeout, name)
+        else:
+            names, variant = vary
+            stored = entries.set(key, VaryIndex(names, now, tokens), store_timeout, name)
+            stored = stored and entries.set(variant, entry, store_timeout, name)
+    except SerializationError as err:
+        # A value (or a user's CACHE_SERIALIZER) the store's format cannot hold.
+        state.stats.skip(name, "not serializable", key)
+        state.warn_once(name, "not serializable", f"{name}: {what} not cached: {err}")
+        return entry, False
+    if stored:
+        state.stats.stored(name, key)
+    return entry, bool(stored)
+
+
+def store_value(
+    state: AppState,
+    name: str,
+    key: str,
+    tags: Sequence[str],
+    versions: Sequence[object] | None,
+    value: Any,
+    timeout: int | None,
+    window: int,
+) -> tuple[MemoEntry, bool]:
+    """Store a function's result as a :class:`~flask_stash.entries.MemoEntry`."""
+
+    def build(
+        tokens: tuple[str | None, ...], now: float, fresh_until: float, stale_until: float
+    ) -> MemoEntry:
+        return MemoEntry(value, now, fresh_until, stale_until, tokens)
+
+    entry, stored = _store(state, name, key, tags, versions, build, timeout, window)
+    return cast(MemoEntry, entry), stored
+
+
+def store_page(
+    state: AppState,
+    name: str,
+    key: str,
+    tags: Sequence[str],
+    versions: Sequence[object] | None,
+    page: tuple[int, tuple[tuple[str, str], ...], bytes, int],
+    timeout: int | None,
+    window: int,
+    vary: tuple[tuple[str, ...], str] | None,
+) -> tuple[FrozenResponse, bool]:
+    """Store a page: *page* is its status, headers, body and flags."""
+    status, headers, body, flags = page
+
+    def build(
+        tokens: tuple[str | None, ...], now: float, fresh_until: float, stale_until: float
+    ) -> FrozenResponse:
+        return FrozenResponse(status, headers, body, now, fresh_until, stale_until, tokens, flags)
+
+    entry, stored = _store(
+        state, name, key, tags, versions, build, timeout, window, vary, what="page"
+    )
+    return cast(FrozenResponse, entry), stored
+
+
+def read_value(
+    state: AppState, name: str, key: str, tags: Sequence[str]
+) -> tuple[MemoEntry | None, tuple[object, ...]]:
+    """A function's entry and its tags' versions, in one round trip."""
+    found = state.entries.get_many([key, *tag_keys(tags)], name)
+    entry = found[0]
+    return (entry if type(entry) is MemoEntry else None), tuple(found[1:])
+
+
+def read_page(
+    state: AppState,
+    name: str,
+    keys: list[str],
+    variant_of: Callable[[tuple[str, ...]], str],
+) -> tuple[FrozenResponse | None, tuple[object, ...], str | None]:
+    """A page, its tags' versions, and its variant's key if it varies.
+
+    *keys* are the page's key, then its tags' (:func:`read_keys`). A
+    :class:`~flask_stash.entries.VaryIndex` at the page's key names the
+    request headers the page varies on; *variant_of* turns them into the key
+    of the variant this request selects.
+    """
+    entries = state.entries
+    found = entries.get_many(keys, name)
+    entry, versions = found[0], tuple(found[1:])
+    variant = None
+    if type(entry) is VaryIndex and matches(entry.versions, versions):
+        variant = variant_of(entry.names)
+        entry = entries.get(variant, name)
+    return (entry if type(entry) is FrozenResponse else None), versions, variant
+
+
+def read_keys(key: str, tags: Sequence[str]) -> list[str]:
+    """What one read of an entry fetches: its key, then its tags' version keys."""
+    return [key, *tag_keys(tags)]
+
+
+def fresh(state: AppState, entry: Any, versions: tuple[object, ...]) -> bool:
+    """Whether *entry*, read with *versions*, is valid and fresh now."""
+    return (
+        entry is not None
+        and matches(entry.versions, versions)
+        and is_fresh(entry.fresh_until, state.clock())
+    )
+
+
+def invalidate(state: AppState, name: str, tags: Iterable[str]) -> bool:
+    """Drop every entry carrying any of *tags*, on every store and in every process."""
+    return _invalidate(state, name, tags)
+
+
+def forget_versions(state: AppState, name: str, tags: Iterable[str]) -> bool:
+    """Drop *tags* by deleting their versions (a missing version matches no entry)."""
+    return bool(state.entries.delete_many(tag_keys(tags), name))

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.sansio.blueprints import BlueprintSetupState
 
-from . import cli, jinja
+from . import cli, engine, jinja
 from . import memoize as _memoize
 from . import tags as _tags
 from . import views as _views
@@ -32,7 +32,6 @@ from .keys import HashMethod, QueryArgs, request_host
 from .state import AppState
 from .stats import Stats
 from .stores import BaseStore
-from .tags import tag_keys
 
 __all__ = ["Cache"]
 
@@ -145,7 +144,7 @@ class Cache:
         if req.method in _UNSAFE_METHODS and response.status_code < 400:
             state = self.state()
             url = _tags.url_tag(request_host(req.environ), req.path)
-            _tags.invalidate(state, f"{req.method} {req.path}", [url])
+            engine.invalidate(state, f"{req.method} {req.path}", [url])
         return response
 
     # -- per-app state -----------------------------------------------------
@@ -431,7 +430,7 @@ class Cache:
 
     def invalidate_tags(self, *tags: str) -> bool:
         """Drop every entry carrying any of *tags*, in every process, on any store."""
-        return _tags.invalidate(self.state(), "invalidate_tags", tags)
+        return engine.invalidate(self.state(), "invalidate_tags", tags)
 
     def cache_pages(self, target: Flask | Blueprint, **options: Any) -> None:
         """Cache every GET view of an app or a blueprint, as ``@cached(**options)`` would.
@@ -526,8 +525,7 @@ class Cache:
         (meta, _), state = found
         # A missing tag version never matches a stored entry (see tags.py),
         # so deleting it invalidates like replacing it.
-        removed = state.entries.delete_many(tag_keys([meta.tag]), meta.name)
-        return bool(removed)
+        return engine.forget_versions(state, meta.name, [meta.tag])
 
     def delete_cached(
         self,

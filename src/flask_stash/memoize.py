@@ -29,11 +29,9 @@ from .arguments import (
     check_timeout,
     predicate_for,
 )
-from .entries import MemoEntry, is_fresh
-from .errors import SerializationError
+from .entries import MemoEntry
 from .keys import HashMethod, bind_parts, function_name, hash_text, source_hash, stable_repr
 from .signals import cache_memoize_hit, cache_memoize_miss, cache_view_hit, cache_view_miss
-from .tags import current_versions, invalidate, matches, tag_keys
 
 if TYPE_CHECKING:
     from .extension import Cache
@@ -214,42 +212,24 @@ class FunctionCache:
         if self.response_filter is not None and not self.response_filter(rv):
             state.stats.skip(self.name, "response_filter", key)
             return rv, None
-        if versions is None:
-            versions = (None,) * len(tags)
-        tokens = current_versions(state, self.name, tags, versions)
-        if None in tokens:
-            return rv, None  # the store is failing; it was counted there
         timeout = self.timeout()
-        if timeout is None:
-            timeout = state.store.default_timeout
-        window = max(self.swr, self.sie)
-        now = state.clock()
-        fresh_until = now + timeout if timeout else 0.0
-        entry = MemoEntry(rv, now, fresh_until, fresh_until + window if timeout else 0.0, tokens)
-        try:
-            stored = bool(
-                state.entries.set(key, entry, timeout + window if timeout else 0, self.name)
-            )
-        except SerializationError as err:
-            state.stats.skip(self.name, "not serializable", key)
-            state.warn_once(self.name, "not serializable", f"{self.name}: result not cached: {err}")
-            return rv, None
-        if not stored:
-            return rv, None
-        state.stats.stored(self.name, key)
-        return rv, entry
+        entry, stored = engine.store_value(
+            state, self.name, key, tags, versions, rv, timeout, max(self.swr, self.sie)
+        )
+        return rv, entry if stored else None
 
     def refresh(
         self, state: AppState, key: str, tags: list[str], compute: Callable[[], Any]
     ) -> None:
         """Recompute a stale entry in a background thread; callers get the stale one now."""
         app = state.app
-        keys = tag_keys(tags)
 
         def work() -> None:
             with app.app_context():
-                found = state.guard.get_many(keys, self.name) if keys else []
-                self.store(state, key, tags, found, compute())
+                # The versions read before computing: an invalidation while
+                # it runs leaves the new entry invalid too.
+                _, versions = engine.read_value(state, self.name, key, tags)
+                self.store(state, key, tags, versions, compute())
 
         state.start_revalidation(key, work, self.name)
 
@@ -262,7 +242,6 @@ class ValueCall:
         "function",
         "is_stale",
         "key",
-        "keys",
         "name",
         "run",
         "single_flight",
@@ -284,7 +263,6 @@ class ValueCall:
         self.state = state
         self.key = key
         self.tags = tags
-        self.keys = tag_keys(tags)
         self.run = compute
         self.args = args
         self.name = function.name
@@ -293,9 +271,7 @@ class ValueCall:
         self.is_stale = None if function.is_stale is None else self._is_stale
 
     def read(self) -> tuple[MemoEntry | None, tuple[object, ...]]:
-        found = self.state.entries.get_many([self.key, *self.keys], self.function.name)
-        entry = found[0]
-        return (entry if type(entry) is MemoEntry else None), tuple(found[1:])
+        return engine.read_value(self.state, self.name, self.key, self.tags)
 
     def _is_stale(self, entry: MemoEntry) -> bool:
         check = self.function.is_stale
@@ -328,13 +304,7 @@ class ValueCall:
 
     def _fresh(self) -> MemoEntry | None:
         entry, versions = self.read()
-        if (
-            entry is not None
-            and matches(entry.versions, versions)
-            and is_fresh(entry.fresh_until, self.state.clock())
-        ):
-            return entry
-        return None
+        return entry if engine.fresh(self.state, entry, versions) else None
 
     def poll(self) -> engine.Made[Any, MemoEntry] | None:
         entry = self._fresh()
@@ -400,7 +370,7 @@ class Memoized:
         return key, [self.tag]
 
     def invalidate(self, state: AppState, tags: list[str] | None = None) -> bool:
-        return invalidate(state, self.name, tags or [self.tag])
+        return engine.invalidate(state, self.name, tags or [self.tag])
 
 
 def memoized_of(f: Callable[..., Any]) -> tuple[Memoized, tuple[Any, ...]] | None:

@@ -52,10 +52,7 @@ from .entries import (
     PUBLIC,
     RETURNED_TEXT,
     FrozenResponse,
-    VaryIndex,
-    is_fresh,
 )
-from .errors import SerializationError
 from .keys import (
     HashMethod,
     QueryArgs,
@@ -68,7 +65,7 @@ from .keys import (
 )
 from .memoize import FunctionCache, TagsArgument, check_tags
 from .responses import CachedResponse
-from .tags import current_versions, matches, url_tag
+from .tags import url_tag
 
 if TYPE_CHECKING:
     from .extension import Cache
@@ -465,7 +462,7 @@ class CachedView:
         req: Request,
         key: str,
         tags: list[str],
-        versions: Sequence[object],
+        versions: Sequence[object] | None,
         stale: FrozenResponse | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -546,7 +543,7 @@ class CachedView:
         req: Request,
         key: str,
         tags: list[str],
-        versions: Sequence[object],
+        versions: Sequence[object] | None,
         response: Response,
         flags: int,
         read_cookies: bool,
@@ -555,7 +552,6 @@ class CachedView:
         if isinstance(response, CachedResponse):
             timeout = response.timeout
         window = max(self.options.stale_while_revalidate, self.options.stale_if_error)
-        now = state.clock()
         body = response.get_data()
         if not http.header_values(response.headers.to_wsgi_list(), "etag"):
             response.headers["ETag"] = http.strong_etag(body)
@@ -565,40 +561,25 @@ class CachedView:
             for name, value in response.headers.items()
             if name.lower() not in ("set-cookie", "content-length")
         )
-        tokens = current_versions(state, self.name, tags, versions)
-        fresh_until = now + timeout if timeout else 0.0
-        frozen = FrozenResponse(
-            status=response.status_code,
-            headers=headers,
-            body=body,
-            stored_at=now,
-            fresh_until=fresh_until,
-            stale_until=fresh_until + window if timeout else 0.0,
-            versions=tokens,
-            flags=flags,
-        )
         names = http.vary_names(headers) or ()
         if read_cookies and "cookie" not in names:
             names = tuple(sorted((*names, "cookie")))
-        store_timeout = timeout + window if timeout else 0
-        variant = None
-        try:
-            if names:
-                variant = variant_key(key, names, req)
-                index = VaryIndex(names, now, tokens)
-                stored = state.entries.set(key, index, store_timeout, self.name)
-                stored = stored and state.entries.set(variant, frozen, store_timeout, self.name)
-            else:
-                stored = state.entries.set(key, frozen, store_timeout, self.name)
-        except SerializationError as err:
-            # A user's CACHE_SERIALIZER that cannot write a page: served, not stored.
-            state.stats.skip(self.name, "not serializable", key)
-            state.warn_once(self.name, "not serializable", f"{self.name}: page not cached: {err}")
-            return Computed(response, None)
-        if stored:
-            state.stats.stored(self.name, key)
+        variant = variant_key(key, names, req) if names else None
+        frozen, _ = engine.store_page(
+            state,
+            self.name,
+            key,
+            tags,
+            versions,
+            (response.status_code, headers, body, flags),
+            timeout,
+            window,
+            (names, variant) if variant is not None else None,
+        )
         if state.settings.x_cache_header:
             response.headers["X-Cache"] = "MISS"
+        # Shared with the requests waiting in this process even if the store
+        # did not take it: a sick store must not turn into a stampede.
         return Computed(response, frozen, variant)
 
 
@@ -635,7 +616,7 @@ class PageCall:
         self.req = req
         self.key = key
         self.tags = tags
-        self.keys = ["tag:" + tag for tag in tags]
+        self.keys = engine.read_keys(key, tags)
         self.args = args
         self.kwargs = kwargs
         options = view.options
@@ -644,24 +625,12 @@ class PageCall:
         self.stale_while_revalidate = options.stale_while_revalidate
         self.is_stale = None if options.is_stale is None else self._is_stale
 
-    def _find(self) -> tuple[FrozenResponse | None, tuple[object, ...], str | None]:
-        """The page at the key (the variant the request's headers select), its tag versions."""
-        entries, name = self.state.entries, self.name
-        found = entries.get_many([self.key, *self.keys], name)
-        entry, versions = found[0], tuple(found[1:])
-        variant = None
-        if type(entry) is VaryIndex and matches(entry.versions, versions):
-            variant = variant_key(self.key, entry.names, self.req)
-            entry = entries.get(variant, name)
-        return (entry if type(entry) is FrozenResponse else None), versions, variant
+    def _variant_of(self, names: tuple[str, ...]) -> str:
+        return variant_key(self.key, names, self.req)
 
     def read(self) -> tuple[FrozenResponse | None, tuple[object, ...]]:
-        # The hit path: _find's work, without its variant.
-        found = self.state.entries.get_many([self.key, *self.keys], self.name)
-        entry, versions = found[0], tuple(found[1:])
-        if type(entry) is VaryIndex and matches(entry.versions, versions):
-            entry = self.state.entries.get(variant_key(self.key, entry.names, self.req), self.name)
-        if type(entry) is FrozenResponse and self.view.usable_for(entry, self.req):
+        entry, versions, _ = engine.read_page(self.state, self.name, self.keys, self._variant_of)
+        if entry is not None and self.view.usable_for(entry, self.req):
             return entry, versions
         return None, versions
 
@@ -682,8 +651,6 @@ class PageCall:
     def compute(
         self, versions: Sequence[object] | None, stale: FrozenResponse | None, owner: object
     ) -> engine.Made[Any, FrozenResponse]:
-        if versions is None:
-            versions = (None,) * len(self.keys)
         done = self.view.compute(
             self.state, self.req, self.key, self.tags, versions, stale, self.args, self.kwargs
         )
@@ -691,12 +658,10 @@ class PageCall:
 
     def poll(self) -> engine.Made[Any, FrozenResponse] | None:
         """What another process stored while this one waited for its lock."""
-        entry, versions, variant = self._find()
-        if (
-            entry is not None
-            and matches(entry.versions, versions)
-            and is_fresh(entry.fresh_until, self.state.clock())
-        ):
+        entry, versions, variant = engine.read_page(
+            self.state, self.name, self.keys, self._variant_of
+        )
+        if entry is not None and engine.fresh(self.state, entry, versions):
             return engine.Made(None, entry, None, variant)
         return None
 
