@@ -86,7 +86,8 @@ def test_stats_page_draws_the_hit_ratio_chart(
     # Two seconds of traffic: one miss then hits, then only hits.
     for _ in range(3):
         browser.get(f"{demo_url}/?name=a")
-    assert "Hello, a!" in browser.page_source
+    # On a loaded machine the document can still be coming in when get() returns.
+    WebDriverWait(browser, 15).until(lambda _: "Hello, a!" in browser.page_source)
     time.sleep(1.1)
     for _ in range(2):
         browser.get(f"{demo_url}/?name=a")
