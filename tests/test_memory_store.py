@@ -181,3 +181,13 @@ def test_bad_bounds_are_rejected() -> None:
         MemoryStore(threshold=0)
     with pytest.raises(ValueError, match="max_bytes"):
         MemoryStore(max_bytes=0)
+
+
+def test_keys_count_against_the_byte_bound() -> None:
+    store = MemoryStore(threshold=100_000, max_bytes=64 * 1024)
+    long_key = "k" * 2000
+    for n in range(200):  # 200 tiny values under 2 KB keys: about 400 KB of keys
+        store.set(f"{long_key}{n}", 1)
+    assert store.size_bytes <= 64 * 1024
+    assert len(store) < 40  # the oldest were evicted to stay within the bound
+    assert store.get(f"{long_key}199") == 1

@@ -73,7 +73,12 @@ def hash_text(text: str, hash_method: HashMethod = hashlib.sha256) -> str:
     return hash_method(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-@lru_cache(maxsize=4096)
+#: Query strings up to this long are remembered, with their canonical form,
+#: by :func:`canonical_query`: 4096 of them, so the memo holds a few MB at
+#: most. Longer ones are worked out on every request; they are rare.
+MEMO_QUERY_LENGTH = 512
+
+
 def canonical_query(query: str, only: frozenset[str] | None = None) -> str:
     """Return *query* with parameters sorted by name, repeated values kept in order.
 
@@ -81,8 +86,13 @@ def canonical_query(query: str, only: frozenset[str] | None = None) -> str:
     ``a=2&a=1`` do not, because a view reading ``getlist("a")`` sees them
     differently. Blank values are kept: ``?debug`` is not ``?``. With
     *only*, parameters not named there are dropped.
-    The cache is bounded, so a flood of random query strings only evicts.
     """
+    if len(query) > MEMO_QUERY_LENGTH:
+        return _canonical(query, only)
+    return _remembered(query, only)
+
+
+def _canonical(query: str, only: frozenset[str] | None) -> str:
     if not query:
         return ""
     pairs = parse_qsl(query, keep_blank_values=True)
@@ -91,6 +101,11 @@ def canonical_query(query: str, only: frozenset[str] | None = None) -> str:
     # sorted() is stable, so values of a repeated name keep their order.
     pairs.sort(key=_by_name)
     return urlencode(pairs)
+
+
+# Bounded in count and, through MEMO_QUERY_LENGTH, in the size of each entry:
+# a flood of random query strings only evicts.
+_remembered = lru_cache(maxsize=4096)(_canonical)
 
 
 def request_host(environ: Mapping[str, Any]) -> str:

@@ -112,11 +112,14 @@ class MemoryStore(BaseStore):
         """Build the entry for *value* at *key* (the full key, prefix included)."""
         seconds = self._timeout(timeout)
         expires = self.clock() + seconds if seconds else 0.0
+        # The key counts against max_bytes as well: a flood of long keys
+        # with tiny values must not grow the store past its bound.
+        key_size = len(key) + _CONTAINER_SIZE
         size = frozen_size(value)
         if size is not None:
-            return _Entry(expires, value, size, None)
+            return _Entry(expires, value, size + key_size, None)
         blob = self.serializer.dumps(value, key)
-        return _Entry(expires, blob, len(blob) + _CONTAINER_SIZE, key)
+        return _Entry(expires, blob, len(blob) + _CONTAINER_SIZE + key_size, key)
 
     def _thaw(self, entry: _Entry) -> Any:
         if entry.pickled is None:
