@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_NEAR_TTL": None,
     "CACHE_NEAR_MAX_ENTRIES": 1000,
     "CACHE_ENABLE_SIGNALS": False,
+    "CACHE_HONOR_FRESHNESS": True,
+    "CACHE_HONOR_REQUEST_NO_CACHE": False,
     "CACHE_SOURCE_CHECK": False,
     # Accepted for Flask-Caching configs; a failing delete never raises here anyway.
     "CACHE_IGNORE_ERRORS": False,
@@ -99,6 +101,10 @@ class Settings:
     namespace: Mapping[str, Any] = field(default_factory=dict)
     #: Send Flask-Caching's signals (``cache_view_hit`` ...) too.
     enable_signals: bool = False
+    #: Follow a response's no-cache, max-age, s-maxage and Expires (RFC 9111).
+    honor_freshness: bool = True
+    #: Let a request's ``Cache-Control: no-cache`` recompute the page.
+    honor_request_no_cache: bool = False
     #: The default of the decorators' ``source_check``.
     source_check: bool = False
     #: A function ``(app, config, args, options)`` that builds the store
@@ -224,6 +230,8 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         "CACHE_SEND_CACHE_CONTROL",
         "CACHE_X_CACHE_HEADER",
         "CACHE_ENABLE_SIGNALS",
+        "CACHE_HONOR_FRESHNESS",
+        "CACHE_HONOR_REQUEST_NO_CACHE",
         "CACHE_SOURCE_CHECK",
         "CACHE_IGNORE_ERRORS",
         "CACHE_NO_NULL_WARNING",
@@ -254,6 +262,8 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         near_max_entries=_number(merged, "CACHE_NEAR_MAX_ENTRIES", 1),
         namespace=namespace,
         enable_signals=merged["CACHE_ENABLE_SIGNALS"],
+        honor_freshness=merged["CACHE_HONOR_FRESHNESS"],
+        honor_request_no_cache=merged["CACHE_HONOR_REQUEST_NO_CACHE"],
         source_check=merged["CACHE_SOURCE_CHECK"],
         factory=factory,
         merged=merged,

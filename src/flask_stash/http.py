@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from email.utils import parsedate_to_datetime
 
 __all__ = [
     "DEFAULT_CACHEABLE_STATUSES",
@@ -130,3 +131,52 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 def not_modified_headers(headers: Headers) -> list[tuple[str, str]]:
     """Return the headers a 304 answer repeats from the stored response."""
     return [(key, value) for key, value in headers if key.lower() in NOT_MODIFIED_HEADERS]
+
+
+def _seconds(value: str | None) -> int | None:
+    """A delta-seconds directive's value; None if it is missing or not a number.
+
+    RFC 9111 (section 1.2.2) treats an invalid value as stale, so callers
+    read None on a present directive as "not fresh at all".
+    """
+    if value is None or not value.isdigit() or len(value) > 10:
+        return None
+    return int(value)
+
+
+def freshness(headers: Headers, now: float) -> tuple[str | None, int | None]:
+    """Why a response's own freshness forbids storing it, else the most seconds it may live.
+
+    RFC 9111: ``no-cache`` must be revalidated before each use, which this
+    cache cannot do, so it is not stored; ``s-maxage`` (for shared caches)
+    wins over ``max-age``, which wins over ``Expires``; zero, an invalid
+    value or a date in the past means stale at once. Returns ``(reason,
+    None)`` or ``(None, lifetime)``, the lifetime None when the response
+    sets none.
+    """
+    directives = cache_control(headers)
+    if "no-cache" in directives:
+        return "Cache-Control: no-cache", None
+    for name in ("s-maxage", "max-age"):
+        if name in directives:
+            seconds = _seconds(directives[name])
+            if not seconds:
+                return f"Cache-Control: {name}={directives[name]}", None
+            return None, seconds
+    expires = header_values(headers, "expires")
+    if expires:
+        try:
+            when = parsedate_to_datetime(expires[0]).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return "Expires: invalid", None  # an invalid date means already expired
+        if when <= now:
+            return "Expires in the past", None
+        return None, max(1, int(when - now))
+    return None, None
+
+
+def request_forbids_storing(environ_cache_control: str | None) -> bool:
+    """Whether the request's own ``Cache-Control: no-store`` forbids storing its answer."""
+    if not environ_cache_control:
+        return False
+    return "no-store" in cache_control([("Cache-Control", environ_cache_control)])

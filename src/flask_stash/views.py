@@ -387,8 +387,10 @@ class CachedView:
         stale page) is never answered by the entry it replaces.
         """
         options = self.options
-        forced = req.environ.get(REVALIDATE) == key or (
-            options.forced_update is not None and options.forced_update((), args, kwargs)
+        forced = (
+            req.environ.get(REVALIDATE) == key
+            or (options.forced_update is not None and options.forced_update((), args, kwargs))
+            or (state.settings.honor_request_no_cache and _asks_no_cache(req))
         )
         return engine.get_or_compute(
             state, PageCall(self, state, req, key, tags, args, kwargs), forced
@@ -497,7 +499,7 @@ class CachedView:
         ):
             state.stats.skip(self.name, "response_filter", key)
             return Computed(response, None)
-        reason, flags = self.rules(response, req)
+        reason, flags, lifetime = self.rules(response, req)
         if reason is not None:
             logger.debug("%s: response not cached: %s", self.name, reason)
             state.stats.skip(self.name, reason, key)
@@ -508,34 +510,44 @@ class CachedView:
             return Computed(response, None)
         if type(rv) is str:
             flags |= RETURNED_TEXT
-        return self.store(state, req, key, tags, versions, response, flags, read_cookies)
+        return self.store(state, req, key, tags, versions, response, flags, read_cookies, lifetime)
 
-    def rules(self, response: Response, req: Request) -> tuple[str | None, int]:
-        """Return why *response* must not be stored (or None), and the entry's flags."""
+    def rules(self, response: Response, req: Request) -> tuple[str | None, int, int | None]:
+        """Why *response* must not be stored (or None), the entry's flags, its lifetime cap.
+
+        The lifetime is what the response's own freshness allows (RFC 9111),
+        or None if it sets none.
+        """
         if response.is_streamed or response.direct_passthrough:
-            return "streamed", 0
+            return "streamed", 0, None
+        settings = self.cache.state().settings
         per_user = bool(self.options.per_user)
         headers = response.headers.to_wsgi_list()
         reason = http.why_not_storable(
             response.status_code,
             headers,
             request_authorized=not per_user and "HTTP_AUTHORIZATION" in req.environ,
-            cacheable_statuses=self.cache.state().settings.cacheable_statuses,
+            cacheable_statuses=settings.cacheable_statuses,
         )
+        if reason is None and http.request_forbids_storing(req.environ.get("HTTP_CACHE_CONTROL")):
+            reason = "request Cache-Control: no-store"
+        lifetime = None
+        if reason is None and settings.honor_freshness:
+            reason, lifetime = http.freshness(headers, self.cache.state().clock())
         if reason is not None:
-            return reason, 0
+            return reason, 0, None
         flags = PUBLIC if "public" in http.cache_control(headers) else 0
         current = peek_session()
         if current is not None and current.modified:
             # Flask will send Set-Cookie after this: the response is one user's.
-            return "session written", 0
+            return "session written", 0, None
         if not per_user and current is not None and current.accessed:
             # The page may depend on who is logged in: keep it only while
             # the session is empty, and serve it only to empty sessions.
             if len(current):
-                return "session", 0
+                return "session", 0, None
             flags |= NEEDS_EMPTY_SESSION
-        return None, flags
+        return None, flags, lifetime
 
     def store(
         self,
@@ -547,10 +559,13 @@ class CachedView:
         response: Response,
         flags: int,
         read_cookies: bool,
+        lifetime: int | None = None,
     ) -> Computed:
         timeout = self.timeout if self.timeout is not None else state.store.default_timeout
         if isinstance(response, CachedResponse):
             timeout = response.timeout
+        if lifetime is not None and (not timeout or lifetime < timeout):
+            timeout = lifetime  # never kept longer than the response itself allows
         window = max(self.options.stale_while_revalidate, self.options.stale_if_error)
         body = response.get_data()
         if not http.header_values(response.headers.to_wsgi_list(), "etag"):
@@ -678,6 +693,14 @@ class PageCall:
         ):
             return True, self.answer(frozen, "MISS", self.state.clock())
         return False, None
+
+
+def _asks_no_cache(req: Request) -> bool:
+    """Whether the request says ``Cache-Control: no-cache`` (or ``Pragma: no-cache``)."""
+    value = req.environ.get("HTTP_CACHE_CONTROL")
+    if value and "no-cache" in http.cache_control([("Cache-Control", value)]):
+        return True
+    return bool(str(req.environ.get("HTTP_PRAGMA", "")).strip().lower() == "no-cache")
 
 
 def _parameter_names(f: Callable[..., Any]) -> list[str]:
