@@ -27,26 +27,27 @@ from .servers import ServerProcess, free_port
 TIMEOUT = 0.3  # the store clients' socket timeout in these tests
 
 
-@pytest.fixture
-def redis_process() -> Iterator[ServerProcess]:
-    pytest.importorskip("redis")
-    port = free_port()
-    server = ServerProcess(redis_argv(redis_binary(), port), port).start()
+def own_server(argv: list[str], port: int) -> Iterator[ServerProcess]:
+    """A server of this test's own, continued (if it was stopped) and killed at the end."""
+    server = ServerProcess(argv, port).start()
     yield server
     if server.process is not None:
         server.process.send_signal(signal.SIGCONT)
     server.stop()
+
+
+@pytest.fixture
+def redis_process() -> Iterator[ServerProcess]:
+    pytest.importorskip("redis")
+    port = free_port()
+    yield from own_server(redis_argv(redis_binary(), port), port)
 
 
 @pytest.fixture
 def memcached_process() -> Iterator[ServerProcess]:
     pytest.importorskip("pymemcache")
     port = free_port()
-    server = ServerProcess(memcached_argv(memcached_binary(), port), port).start()
-    yield server
-    if server.process is not None:
-        server.process.send_signal(signal.SIGCONT)
-    server.stop()
+    yield from own_server(memcached_argv(memcached_binary(), port), port)
 
 
 def raw_redis(server: ServerProcess) -> Any:

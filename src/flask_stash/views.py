@@ -520,7 +520,8 @@ class CachedView:
         """
         if response.is_streamed or response.direct_passthrough:
             return "streamed", 0, None
-        settings = self.cache.state().settings
+        state = self.cache.state()
+        settings = state.settings
         per_user = bool(self.options.per_user)
         headers = response.headers.to_wsgi_list()
         reason = http.why_not_storable(
@@ -533,7 +534,7 @@ class CachedView:
             reason = "request Cache-Control: no-store"
         lifetime = None
         if reason is None and settings.honor_freshness:
-            reason, lifetime = http.freshness(headers, self.cache.state().clock())
+            reason, lifetime = http.freshness(headers, state.clock())
         if reason is not None:
             return reason, 0, None
         flags = PUBLIC if "public" in http.cache_control(headers) else 0
