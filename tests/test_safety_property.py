@@ -1,8 +1,11 @@
 """Property: whatever the sequence of requests, a cached app answers as the uncached one would.
 
 Random sequences of visitors (each with a session of their own, or none),
-cookies, Authorization, Accept-Language, methods and query strings run
-against an app of cached views. Every view is a pure function of what it
+cookies, Authorization, an API key header read by a hook, Accept-Language,
+proxy headers (the scheme and root path, behind ``ProxyFix``), methods
+(HEAD included, which one view answers with an empty body) and raw query
+strings (escapes that are not UTF-8 among them) run against an app of
+cached views. Every view is a pure function of what it
 reads from the request and of a per-URL version that successful POSTs bump,
 so the oracle computes each expected answer by calling the same function on
 the step's inputs and the model's versions.
@@ -20,16 +23,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, g, request, session, url_for
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_stash import Cache
 
-VIEWS = ("setcookie", "session", "lang", "cookie", "mine", "whoami", "flaky", "public")
+VIEWS = (
+    "setcookie",
+    "session",
+    "lang",
+    "cookie",
+    "mine",
+    "whoami",
+    "flaky",
+    "public",
+    "links",
+    "headaware",
+    "apikey",
+)
+#: The users the hook of ``apikey`` finds from the X-Api-Key header.
+API_KEYS = {"alice-key": "alice", "bob-key": "bob"}
 SESSIONS: tuple[dict[str, str] | None, ...] = (
     None,
     {"user": "alice"},
@@ -51,6 +69,10 @@ class Inputs(Protocol):
     def language(self) -> str | None: ...
 
     def theme(self) -> str | None: ...
+
+    def api_user(self) -> str | None: ...
+
+    def own_url(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -89,14 +111,28 @@ def render(view: str, method: str, inputs: Inputs, version: int, down: bool) -> 
         return Answer(200, f"auth {inputs.authorization()!r} {tail}")
     if view == "mine":
         return Answer(200, f"mine {inputs.session_user()} {inputs.authorization()!r} {tail}")
+    if view == "links":
+        return Answer(200, f"links to {inputs.own_url()} {tail}")
+    if view == "headaware":
+        # Saves itself the work on HEAD, as a view checking request.method may.
+        return Answer(200, "" if method == "HEAD" else f"headaware {tail}")
+    if view == "apikey":
+        return Answer(200, f"apikey {inputs.api_user()!r} {tail}")
     raise AssertionError(view)
+
+
+def query_pairs(query: str) -> list[tuple[str, str]]:
+    """The parameters of a raw query string, each as the bytes it decodes to."""
+    return parse_qsl(query, keep_blank_values=True, encoding="latin-1")
 
 
 class FromRequest:
     """Inputs read from the current Flask request, as a real view reads them."""
 
     def args(self) -> list[tuple[str, str]]:
-        return list(request.args.items(multi=True))
+        # The bytes themselves: request.args would turn every escape that is
+        # not UTF-8 into the same replacement character.
+        return query_pairs(request.query_string.decode("latin-1"))
 
     def session_user(self) -> str | None:
         return session.get("user")
@@ -110,16 +146,26 @@ class FromRequest:
     def theme(self) -> str | None:
         return request.cookies.get("theme")
 
+    def api_user(self) -> str | None:
+        found: str | None = g.get("api_user")
+        return found
+
+    def own_url(self) -> str:
+        return url_for(request.endpoint or "", _external=True)
+
 
 @dataclass(frozen=True)
 class Request:
     client: int
     method: str
     view: str
-    query: tuple[tuple[str, str], ...]
+    query: str
     authorization: str | None
     language: str | None
     theme: str | None
+    api_key: str | None = None
+    proto: str | None = None  # X-Forwarded-Proto
+    prefix: str | None = None  # X-Forwarded-Prefix
 
 
 @dataclass(frozen=True)
@@ -145,7 +191,7 @@ class FromStep:
     content: dict[str, str] | None
 
     def args(self) -> list[tuple[str, str]]:
-        return list(self.step.query)
+        return query_pairs(self.step.query)
 
     def session_user(self) -> str | None:
         return (self.content or {}).get("user")
@@ -158,6 +204,17 @@ class FromStep:
 
     def theme(self) -> str | None:
         return self.step.theme
+
+    def api_user(self) -> str | None:
+        if self.content:  # the hook looks at the header only without a session
+            return None
+        return API_KEYS.get(self.step.api_key or "")
+
+    def own_url(self) -> str:
+        # ProxyFix takes the scheme and root path from the headers, and
+        # Werkzeug drops a trailing slash of the root path.
+        root = (self.step.prefix or "").rstrip("/")
+        return f"{self.step.proto or 'http'}://localhost{root}/{self.step.view}"
 
 
 @dataclass
@@ -172,7 +229,14 @@ def build_app(world: World) -> Flask:
     """The cached app; its views read and bump *world*."""
     app = Flask(__name__)
     app.config.update(SECRET_KEY="property", CACHE_DEFAULT_TIMEOUT=3600)
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_prefix=1)  # type: ignore[method-assign]
     cache = Cache(app)
+
+    @app.before_request
+    def api_user() -> None:
+        # An identity from a header, as Flask-Login's request_loader finds it.
+        if request.endpoint == "apikey" and not session:
+            g.api_user = API_KEYS.get(request.headers.get("X-Api-Key", ""))
 
     def make_view(name: str) -> Callable[[], Response]:
         def view() -> Response:
@@ -199,8 +263,8 @@ class Oracle:
     def __init__(self, sessions: list[dict[str, str] | None]) -> None:
         self.sessions = sessions
         self.world = World(dict.fromkeys(VIEWS, 0))
-        #: Canonical query strings of the flaky pages stored since the last POST.
-        self.flaky_stored: set[tuple[tuple[str, str], ...]] = set()
+        #: Keys (origin and canonical query) of the flaky pages stored since the last POST.
+        self.flaky_stored: set[tuple[object, ...]] = set()
 
     def expect(self, step: Request) -> Answer:
         world = self.world
@@ -213,8 +277,13 @@ class Oracle:
                 if step.view == "flaky":
                     self.flaky_stored.clear()
             return answer
-        # Parameters sorted by name, repeated ones in their order: the cache key's query.
-        canonical = tuple(sorted(step.query, key=lambda pair: pair[0]))
+        # Parameters sorted by name, repeated ones in their order: the cache
+        # key's query, beside the scheme and root path.
+        canonical = (
+            step.proto,
+            (step.prefix or "").rstrip("/"),
+            *sorted(inputs.args(), key=lambda pair: pair[0]),
+        )
         shared = step.authorization is None
         if shared and canonical in self.flaky_stored:
             return render("flaky", step.method, inputs, version, down=False)
@@ -224,13 +293,18 @@ class Oracle:
         return answer
 
 
-QUERIES: tuple[tuple[tuple[str, str], ...], ...] = (
-    (),
-    (),
-    (("a", "1"),),
-    (("a", "1"), ("b", "2")),
-    (("b", "2"), ("a", "1")),  # the same page as the one above
-    (("a", "1"), ("a", "2")),
+QUERIES: tuple[str, ...] = (
+    "",
+    "",
+    "a=1",
+    "a=1&b=2",
+    "b=2&a=1",  # the same page as the one above
+    "a=1&a=2",
+    "q=%FF",  # three escapes that a text decoding turns into one character
+    "q=%FE",
+    "q=%EF%BF%BD",
+    "q=caf%C3%A9",
+    "q=caf%c3%a9",  # the same bytes as the one above
 )
 
 
@@ -258,6 +332,9 @@ def requests(views: list[str]) -> st.SearchStrategy[Request]:
         authorization=st.sampled_from([None, None, "Bearer alice", "Bearer bob"]),
         language=st.sampled_from([OWN, OWN, None, "", "en", "fr"]),
         theme=st.sampled_from([OWN, OWN, None, "dark", "light"]),
+        api_key=st.sampled_from([None, None, "alice-key", "bob-key", "nobody"]),
+        proto=st.sampled_from([None, None, "https", "http"]),
+        prefix=st.sampled_from([None, None, "/shop", "//evil.example"]),
     ).map(resolve)
 
 
@@ -298,12 +375,15 @@ def send(client: FlaskClient, step: Request) -> Any:
         client.delete_cookie("theme")
     else:
         client.set_cookie("theme", step.theme)
-    headers = {}
-    if step.authorization is not None:
-        headers["Authorization"] = step.authorization
-    if step.language is not None:
-        headers["Accept-Language"] = step.language
-    url = f"/{step.view}?{urlencode(step.query)}" if step.query else f"/{step.view}"
+    sent = {
+        "Authorization": step.authorization,
+        "Accept-Language": step.language,
+        "X-Api-Key": step.api_key,
+        "X-Forwarded-Proto": step.proto,
+        "X-Forwarded-Prefix": step.prefix,
+    }
+    headers = {name: value for name, value in sent.items() if value is not None}
+    url = f"/{step.view}?{step.query}" if step.query else f"/{step.view}"
     return client.open(url, method=step.method, headers=headers)
 
 

@@ -11,6 +11,7 @@ With several caches on one app, commands act on the first one set up;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pprint
@@ -362,9 +363,7 @@ def _outcome(before: Counters, after: Counters) -> tuple[bool, str]:
 
 
 def _snapshot(counters: Counters) -> Counters:
-    return Counters(
-        counters.hits, counters.misses, counters.stores, counters.errors, counters.skips.copy()
-    )
+    return dataclasses.replace(counters, skips=counters.skips.copy())
 
 
 @cache_cli.command("warm")

@@ -37,6 +37,7 @@ __all__ = [
     "read_value",
     "store_page",
     "store_value",
+    "varied_on",
 ]
 
 E = TypeVar("E")
@@ -372,6 +373,12 @@ def read_page(
         variant = variant_of(entry.names)
         entry = entries.get(variant, name)
     return (entry if type(entry) is FrozenResponse else None), versions, variant
+
+
+def varied_on(state: AppState, name: str, key: str) -> tuple[str, ...]:
+    """The header names the :class:`~flask_stash.entries.VaryIndex` at *key* lists, if one does."""
+    found = state.entries.get(key, name)
+    return found.names if type(found) is VaryIndex else ()
 
 
 def read_keys(key: str, tags: Sequence[str]) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.sansio.blueprints import BlueprintSetupState
 
-from . import cli, engine, jinja
+from . import cli, engine, jinja, reads
 from . import memoize as _memoize
 from . import tags as _tags
 from . import views as _views
@@ -122,8 +122,8 @@ class Cache:
         else:
             app.after_request(self._after_unsafe_method)
             preprocessors = app.url_value_preprocessors.setdefault(None, [])
-            if _views.forget_cookies not in preprocessors:
-                preprocessors.insert(0, _views.forget_cookies)
+            if reads.watch_request not in preprocessors:
+                preprocessors.insert(0, reads.watch_request)
             cli.register(app)  # flask cache ...
             if self.with_jinja2_ext:
                 jinja.register(app)  # {% cache %}

@@ -24,8 +24,10 @@ __all__ = [
     "canonical_query",
     "function_name",
     "hash_text",
+    "query_names",
     "query_string_of",
     "request_host",
+    "request_origin",
     "source_hash",
     "stable_repr",
     "view_key",
@@ -85,7 +87,13 @@ def canonical_query(query: str, only: frozenset[str] | None = None) -> str:
     ``b=2&a=1`` and ``a=1&b=2`` give the same string; ``a=1&a=2`` and
     ``a=2&a=1`` do not, because a view reading ``getlist("a")`` sees them
     differently. Blank values are kept: ``?debug`` is not ``?``. With
-    *only*, parameters not named there are dropped.
+    *only*, parameters not named there are dropped (see :func:`query_names`).
+
+    Parameters are compared as the bytes they decode to, never as text: an
+    escape that is not UTF-8 (``%FF``) stays itself, so ``?q=%FF`` and
+    ``?q=%FE`` (which a text decoding turns into the same replacement
+    character) are two pages, as a view reading ``request.query_string``
+    sees them.
     """
     if len(query) > MEMO_QUERY_LENGTH:
         return _canonical(query, only)
@@ -95,12 +103,35 @@ def canonical_query(query: str, only: frozenset[str] | None = None) -> str:
 def _canonical(query: str, only: frozenset[str] | None) -> str:
     if not query:
         return ""
-    pairs = parse_qsl(query, keep_blank_values=True)
+    if not query.isascii():
+        query = _wsgi_text(query)
+    # Latin-1 maps each byte to one character and back, so the pairs hold
+    # the decoded bytes exactly and urlencode writes those same bytes.
+    pairs = parse_qsl(query, keep_blank_values=True, encoding="latin-1")
     if only is not None:
         pairs = [pair for pair in pairs if pair[0] in only]
     # sorted() is stable, so values of a repeated name keep their order.
     pairs.sort(key=_by_name)
-    return urlencode(pairs)
+    return urlencode(pairs, encoding="latin-1")
+
+
+def _wsgi_text(text: str) -> str:
+    """*text* as a WSGI server writes a query string: one character per byte.
+
+    Real requests arrive that way already. A character no byte stands for
+    (past U+00FF) can only come from text built by hand; it is taken as the
+    UTF-8 a browser would send.
+    """
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("latin-1")
+    return text
+
+
+def query_names(names: Iterable[str]) -> frozenset[str]:
+    """Parameter names as :func:`canonical_query` compares them (the bytes of their UTF-8)."""
+    return frozenset(name.encode("utf-8", "surrogatepass").decode("latin-1") for name in names)
 
 
 # Bounded in count and, through MEMO_QUERY_LENGTH, in the size of each entry:
@@ -121,18 +152,42 @@ def request_host(environ: Mapping[str, Any]) -> str:
     return str(host).lower()
 
 
+def request_origin(environ: Mapping[str, Any], host: str | None = None) -> str:
+    """Everything of a request's URL before its path: scheme, host and root path.
+
+    ``url_for`` builds a page's links from exactly these, so two requests
+    that differ in any of them may get different pages: a plain-http visit
+    writes ``http://`` links, and behind ``ProxyFix(x_prefix=1)`` the
+    ``X-Forwarded-Prefix`` header becomes the root path (``SCRIPT_NAME``)
+    of every link. Read after any proxy middleware rewrote the environ;
+    *host* is :func:`request_host`, if the caller has it already. A ``|``
+    (which no real host or root path holds) is escaped, so that the parts of
+    a key cannot run into one another.
+    """
+    if host is None:
+        host = request_host(environ)
+    origin = f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+    root = environ.get("SCRIPT_NAME")
+    if root:
+        origin += root
+    if "|" in origin:
+        origin = origin.replace("|", "%7C")
+    return origin
+
+
 def view_key(
     base: str,
     method: str,
-    host: str,
+    origin: str,
     query: str | None,
     hash_method: HashMethod = hashlib.sha256,
     only: frozenset[str] | None = None,
 ) -> str:
     """Return the key of a view response.
 
-    *base* is the key prefix with the path already in it. HEAD shares GET's
-    entry, since Flask answers HEAD by running the GET view. *query* is the
+    *base* is the key prefix with the path already in it; *origin* is the
+    request's scheme, host and root path (:func:`request_origin`). HEAD
+    shares GET's entry, since Flask answers HEAD by running the GET view. *query* is the
     raw query string, or None to leave it out of the key; *only* is an
     allow-list of the parameters that count.
     """
@@ -140,7 +195,7 @@ def view_key(
         method = "GET"
     if len(base) > MAX_PATH_IN_KEY:
         base = "#" + hash_text(base, hash_method)
-    key = f"{base}|{method}|{host}"
+    key = f"{base}|{method}|{origin}"
     if query is None:
         return key
     canonical = canonical_query(query, only)

@@ -15,7 +15,8 @@ or add the collector to a registry you already expose::
 Series, each with a ``name`` label (the view, function or fragment):
 ``flask_stash_hits_total``, ``flask_stash_misses_total``,
 ``flask_stash_stores_total``, ``flask_stash_errors_total`` and
-``flask_stash_skips_total`` (with a ``reason`` label too), plus
+``flask_stash_skips_total`` (with a ``reason`` label too), the unlabelled
+``flask_stash_integrity_errors_total``, plus
 ``flask_stash_store_info`` naming the store. The hit ratio is
 ``rate(hits) / (rate(hits) + rate(misses))`` in a query.
 
@@ -104,6 +105,12 @@ class CacheCollector(Collector):
                 skips.add_metric([name, reason], count)
         yield from families.values()
         yield skips
+        yield CounterMetricFamily(
+            f"{prefix}_integrity_errors",
+            "Entries refused by their signature check (forged, copied from another key, "
+            "or under an old secret) and read as misses.",
+            value=stats.total.integrity_errors,
+        )
         info = InfoMetricFamily(f"{prefix}_store", "The store the cache keeps entries in.")
         store = state.store
         labels = {"type": store.name, "shared": str(store.shared).lower()}

@@ -441,7 +441,16 @@ _SIGNED = b"\x01"
 
 
 class SignedSerializer:
-    """Wraps a format so every value carries an HMAC of its key and payload, checked first."""
+    """Wraps a format so every value carries an HMAC of its key and payload, checked first.
+
+    Bytes that fail the check (written by someone without the secret, under
+    an old secret, or copied from another key) read as a miss, and are
+    reported to ``on_reject`` with the key they were read under: the
+    extension counts them as integrity errors in ``cache.stats``.
+    """
+
+    #: Called with the store key of every entry refused.
+    on_reject: Callable[[str], None] | None = None
 
     def __init__(self, inner: Format, secret: bytes, algorithm: str = "sha256") -> None:
         if algorithm not in ALGORITHMS:
@@ -483,6 +492,8 @@ class SignedSerializer:
         mac, payload = data[1 : 1 + self._size], data[1 + self._size :]
         if data[:1] != _SIGNED or not hmac.compare_digest(mac, self._mac(key, payload)):
             logger.debug("cache entry failed its signature check; read as a miss")
+            if self.on_reject is not None:
+                self.on_reject(key)
             return None
         return self.inner.loads(payload)
 

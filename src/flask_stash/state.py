@@ -19,6 +19,7 @@ from .breaker import CircuitBreaker
 from .config import Settings
 from .flight import SingleFlight, StoreLock, lock_value
 from .guard import Entries, GuardedStore
+from .serializers import SignedSerializer
 from .stats import Stats
 from .stores import BaseStore
 
@@ -49,6 +50,10 @@ class AppState:
         self.response_class = response_class
         #: Counters; signals about them are sent with *sender* (the app).
         self.stats = Stats(sender)
+        for part in (store, getattr(store, "remote", None)):  # a near cache's remote store
+            serializer = getattr(part, "serializer", None)
+            if isinstance(serializer, SignedSerializer):
+                serializer.on_reject = self.stats.integrity_error
         self.breaker = CircuitBreaker(settings.failure_threshold, settings.retry_interval)
         #: Every store call goes through it.
         self.guard = GuardedStore(store, self.breaker, self.stats)

@@ -14,6 +14,7 @@ has its own.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -29,6 +30,8 @@ from .signals import cache_error, cache_hit, cache_miss, cache_skipped, cache_st
 
 __all__ = ["Counters", "History", "Stats"]
 
+logger = logging.getLogger("flask_stash")
+
 
 @dataclass
 class Counters:
@@ -38,6 +41,9 @@ class Counters:
     misses: int = 0
     stores: int = 0
     errors: int = 0
+    #: Entries refused because their signature did not match the key they
+    #: were read under (forged, copied from another key, or an old secret).
+    integrity_errors: int = 0
     skips: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -51,6 +57,7 @@ class Counters:
             "misses": self.misses,
             "stores": self.stores,
             "errors": self.errors,
+            "integrity_errors": self.integrity_errors,
             "skips": dict(self.skips),
             "hit_ratio": self.hit_ratio,
         }
@@ -195,6 +202,23 @@ class Stats:
             cache_error.send(
                 self._sender(), name=name, key=key, exception=exception, operation=operation
             )
+
+    def integrity_error(self, key: str) -> None:
+        """Count an entry refused by its signature check; it was read as a miss.
+
+        Counted in the total only: the store key it was read under is all
+        that is known of it. The first one in a process is logged as a
+        warning, the rest at debug level (a flood of forged entries must not
+        flood the log).
+        """
+        self.total.integrity_errors += 1
+        level = logging.WARNING if self.total.integrity_errors == 1 else logging.DEBUG
+        logger.log(
+            level,
+            "an entry failed its signature check under key %r and was read as a miss "
+            "(written without the secret, under an old one, or copied from another key)",
+            key,
+        )
 
     def skip(self, name: str, reason: str, key: str | None = None) -> None:
         self.total.skips[reason] += 1

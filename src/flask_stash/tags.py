@@ -29,7 +29,13 @@ def tag_keys(tags: Iterable[str]) -> list[str]:
 
 
 def url_tag(host: str, path: str) -> str:
-    """The tag every cached page of a URL carries, whatever its query string."""
+    """The tag every cached page of a URL carries, whatever its query string.
+
+    Neither the scheme nor the root path is in it, though both are in the
+    page's key: the same app answers under each, so a POST over https (or
+    under another ``X-Forwarded-Prefix``) drops the pages that the others
+    were served too.
+    """
     return f"url:{host}{path}"
 
 

@@ -58,12 +58,15 @@ from .keys import (
     QueryArgs,
     function_name,
     hash_text,
+    query_names,
     query_string_of,
     request_host,
+    request_origin,
     source_hash,
     view_key,
 )
 from .memoize import FunctionCache, TagsArgument, check_tags
+from .reads import EVERY_HEADER, UNWATCHED, environ_header, headers_read, watch_headers
 from .responses import CachedResponse
 from .tags import url_tag
 
@@ -111,16 +114,6 @@ def peek_session() -> SessionMixin | None:
     return cast("SessionMixin | None", found)
 
 
-def forget_cookies(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """Drop the request's parsed cookies before any before_request hook runs.
-
-    Opening the session parses them; dropping them here means that finding
-    them parsed again after the view ran shows a hook or the view read them.
-    Registered first among the app's URL value preprocessors by ``init_app``.
-    """
-    request._get_current_object().__dict__.pop("cookies", None)  # type: ignore[attr-defined]
-
-
 def variant_key(key: str, names: Sequence[str], req: Request) -> str:
     """The key of the variant of *key* that *req*'s headers select (Vary).
 
@@ -128,7 +121,9 @@ def variant_key(key: str, names: Sequence[str], req: Request) -> str:
     (a separator inside a value is escaped), and where an absent header
     (null) differs from an empty one ("").
     """
-    values = json.dumps([req.headers.get(name) for name in names])
+    environ = req.environ
+    # Read from the environ: req.headers would count as the page reading them.
+    values = json.dumps([environ_header(environ, name) for name in names])
     return f"{key}|vary:{hash_text(values)[:32]}"
 
 
@@ -222,7 +217,7 @@ class CachedView:
             key = view_key(
                 prefix % req.path,
                 req.method,
-                request_host(environ) if host is None else host,
+                request_origin(environ, host),
                 environ.get("QUERY_STRING", "") if options.query_string else None,
                 options.hash_method,
                 options.query_params,
@@ -290,11 +285,12 @@ class CachedView:
         per_user = self.options.per_user
         if callable(per_user):
             return hash_text(repr(per_user()), self.options.hash_method)[:32]
-        # Parsed here rather than through req.cookies, which would count as
-        # the page reading cookies (see forget_cookies).
-        cookies = parse_cookie(req.environ.get("HTTP_COOKIE", ""))
+        # Parsed here rather than through req.cookies or req.headers, which
+        # would count as the page reading them (see .reads).
+        environ = req.environ
+        cookies = parse_cookie(environ.get("HTTP_COOKIE", ""))
         cookie = cookies.get(current_app.config["SESSION_COOKIE_NAME"], "")
-        who = f"{cookie}|{req.headers.get('Authorization', '')}"
+        who = f"{cookie}|{environ.get('HTTP_AUTHORIZATION', '')}"
         return hash_text(who, self.options.hash_method)[:32]
 
     def tags(
@@ -471,6 +467,7 @@ class CachedView:
     ) -> Computed:
         """Run the view and store its response if every rule allows it."""
         produced: Any = None
+        watch_headers(req)  # already watched, unless no hook could run before the view
         try:
             rv = self.call(args, kwargs)
         except HTTPException as exc:
@@ -486,10 +483,10 @@ class CachedView:
             logger.warning("%s raised; serving the stale entry (stale_if_error)", self.name)
             state.stats.skip(self.name, "stale_if_error", key)
             return Computed(self.respond(state, stale, req, state.clock(), "STALE"), None)
-        # The extension forgets the parsed cookies before the first hook runs
-        # (forget_cookies), so finding them again means a hook or the view
-        # read them: the page may depend on them.
+        # Cookies and headers are watched from before the first hook runs
+        # (see .reads): the page may depend on what was read.
         read_cookies = "cookies" in req.__dict__
+        read_headers = headers_read(req)
         response = current_app.make_response(rv)
         if stale is not None and response.status_code >= 500:
             state.stats.skip(self.name, "stale_if_error", key)
@@ -499,7 +496,7 @@ class CachedView:
         ):
             state.stats.skip(self.name, "response_filter", key)
             return Computed(response, None)
-        reason, flags, lifetime = self.rules(response, req)
+        reason, flags, lifetime = self.rules(response, req, read_headers)
         if reason is not None:
             logger.debug("%s: response not cached: %s", self.name, reason)
             state.stats.skip(self.name, reason, key)
@@ -510,9 +507,13 @@ class CachedView:
             return Computed(response, None)
         if type(rv) is str:
             flags |= RETURNED_TEXT
-        return self.store(state, req, key, tags, versions, response, flags, read_cookies, lifetime)
+        read = {"cookie"} if read_cookies else set()
+        read.update(read_headers)
+        return self.store(state, req, key, tags, versions, response, flags, read, lifetime)
 
-    def rules(self, response: Response, req: Request) -> tuple[str | None, int, int | None]:
+    def rules(
+        self, response: Response, req: Request, read_headers: frozenset[str] = frozenset()
+    ) -> tuple[str | None, int, int | None]:
         """Why *response* must not be stored (or None), the entry's flags, its lifetime cap.
 
         The lifetime is what the response's own freshness allows (RFC 9111),
@@ -520,6 +521,14 @@ class CachedView:
         """
         if response.is_streamed or response.direct_passthrough:
             return "streamed", 0, None
+        if req.method == "HEAD":
+            # A view may answer HEAD with an empty body (its own head(), or a
+            # check of request.method): GET's entry must hold GET's body.
+            return "HEAD request", 0, None
+        if EVERY_HEADER in read_headers:
+            return "read every request header", 0, None
+        if UNWATCHED in read_headers:
+            return "request headers not watchable", 0, None
         state = self.cache.state()
         settings = state.settings
         per_user = bool(self.options.per_user)
@@ -559,9 +568,14 @@ class CachedView:
         versions: Sequence[object] | None,
         response: Response,
         flags: int,
-        read_cookies: bool,
+        read: Collection[str] = (),
         lifetime: int | None = None,
     ) -> Computed:
+        """Store the page, varied on what it read of the request besides its own ``Vary``.
+
+        The names read are added to the ``Vary`` header it is stored (and
+        sent) with, so that a cache in front of the app varies on them too.
+        """
         timeout = self.timeout if self.timeout is not None else state.store.default_timeout
         if isinstance(response, CachedResponse):
             timeout = response.timeout
@@ -571,15 +585,23 @@ class CachedView:
         body = response.get_data()
         if not http.header_values(response.headers.to_wsgi_list(), "etag"):
             response.headers["ETag"] = http.strong_etag(body)
+        names = http.vary_names(response.headers.to_wsgi_list()) or ()
+        if read or names:
+            # Requests to one URL may read different headers (a hook that
+            # reads Authorization only when X-Api-Key is absent): the URL
+            # varies on all of them, or each store would replace the names
+            # the others' variants are found by.
+            read = set(read).union(engine.varied_on(state, self.name, key))
+        unlisted = sorted(set(read).difference(names))
+        if unlisted:
+            response.vary.update(name.title() for name in unlisted)
+            names = tuple(sorted((*names, *unlisted)))
         # Content-Length is derived from the body when the response is rebuilt.
         headers = tuple(
             (name, value)
             for name, value in response.headers.items()
             if name.lower() not in ("set-cookie", "content-length")
         )
-        names = http.vary_names(headers) or ()
-        if read_cookies and "cookie" not in names:
-            names = tuple(sorted((*names, "cookie")))
         variant = variant_key(key, names, req) if names else None
         frozen, _ = engine.store_page(
             state,
@@ -768,7 +790,7 @@ def cached(
         tags=tags,
         single_flight=single_flight,
         per_user=per_user,
-        query_params=frozenset(query_params) if query_params is not None else None,
+        query_params=query_names(query_params) if query_params is not None else None,
     )
 
     def decorator(f: F) -> F:
