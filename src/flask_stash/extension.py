@@ -42,7 +42,6 @@ T = TypeVar("T")
 
 _LOW_LEVEL = "low-level API"
 #: Methods whose success changes what a GET of the same URL returns.
-_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Low-level methods a subclass may override to see the decorators' store calls.
 _OVERRIDABLE = ("get", "set", "add", "delete", "get_many", "set_many", "delete_many", "has")
 
@@ -120,10 +119,10 @@ class Cache:
         if isinstance(old, AppState):
             old.store.close()
         else:
-            app.after_request(self._after_unsafe_method)
-            preprocessors = app.url_value_preprocessors.setdefault(None, [])
-            if reads.watch_request not in preprocessors:
-                preprocessors.insert(0, reads.watch_request)
+            # What the hooks and view read is watched, and the URL's pages
+            # are dropped after an unsafe method, from the request context
+            # (see .reads): no hook of the app's runs on a GET for it.
+            reads.install(app)
             cli.register(app)  # flask cache ...
             if self.with_jinja2_ext:
                 jinja.register(app)  # {% cache %}
@@ -139,9 +138,13 @@ class Cache:
         self._apps.append(weakref.ref(app))
 
     def _after_unsafe_method(self, response: Response) -> Response:
-        """After a successful POST, PUT, PATCH or DELETE, drop the cached GETs of its URL."""
+        """After a successful POST, PUT, PATCH or DELETE, drop the cached GETs of its URL.
+
+        Added to the request's own after-request functions by
+        :func:`.reads.watch`, for unsafe methods only.
+        """
         req = request._get_current_object()  # type: ignore[attr-defined]
-        if req.method in _UNSAFE_METHODS and response.status_code < 400:
+        if req.method in reads.UNSAFE_METHODS and response.status_code < 400:
             state = self.state()
             url = _tags.url_tag(request_host(req.environ), req.path)
             engine.invalidate(state, f"{req.method} {req.path}", [url])

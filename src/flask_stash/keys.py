@@ -6,6 +6,7 @@ so every rule about what makes two requests "the same" lives in one place.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import types
@@ -17,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode
 
 __all__ = [
     "SUPPORTED_HASH_FUNCTIONS",
+    "BoundedMemo",
     "HashMethod",
     "QueryArgs",
     "bind_arguments",
@@ -137,6 +139,29 @@ def query_names(names: Iterable[str]) -> frozenset[str]:
 # Bounded in count and, through MEMO_QUERY_LENGTH, in the size of each entry:
 # a flood of random query strings only evicts.
 _remembered = lru_cache(maxsize=4096)(_canonical)
+
+#: Entries a :class:`BoundedMemo` keeps at most.
+MEMO_ENTRIES = 2048
+
+
+class BoundedMemo(dict[Any, Any]):
+    """A dict that forgets its oldest entry once it holds *limit* of them.
+
+    For what the hit path works out from a request's raw parts (its page's
+    key, tags and store names): a flood of new URLs only evicts, and the
+    callers keep each entry's size bounded too.
+    """
+
+    def __init__(self, limit: int = MEMO_ENTRIES) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def remember(self, key: Any, value: Any) -> None:
+        if len(self) >= self.limit:
+            # Another thread may have changed it meanwhile: then it need not shrink.
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                del self[next(iter(self))]
+        self[key] = value
 
 
 def request_host(environ: Mapping[str, Any]) -> str:

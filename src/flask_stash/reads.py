@@ -2,10 +2,18 @@
 
 A page made from a cookie or a request header that is not in its key
 belongs to the requests that send the same value. Before any hook runs, the
-request's parsed cookies are dropped and its headers are replaced by a
-:class:`WatchedHeaders` that notes every name looked up; after the view,
-:mod:`.views` varies the stored page on what was read (as if the response
-had said ``Vary``), so another value never gets it.
+request's parsed cookies are dropped and its headers start noting every
+name looked up (:class:`WatchedHeaders`); after the view, :mod:`.views`
+varies the stored page on what was read (as if the response had said
+``Vary``), so another value never gets it.
+
+The watch starts in :meth:`WatchedRequestContext.match_request`, the hook
+Flask offers for subclasses of its request context: it runs once per
+request, after the session is opened (which parses the cookies) and before
+the first ``before_request`` hook. Hanging it there rather than on a URL
+value preprocessor and an ``after_request`` hook keeps Flask's hook
+machinery off the hit path; the ``after_request`` work (dropping a URL's
+pages after an unsafe method) is added for unsafe methods only.
 
 This is how an identity taken from a header (an ``X-Api-Key`` read by
 Flask-Login's ``request_loader`` in a hook, say) keeps one user's page from
@@ -15,20 +23,27 @@ answering another: the page is stored for the value it was made for.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Request, request
+from flask import Flask, Request
+from flask.ctx import RequestContext
 from werkzeug.datastructures import EnvironHeaders
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 __all__ = [
     "EVERY_HEADER",
     "EXEMPT_HEADERS",
+    "UNSAFE_METHODS",
     "UNWATCHED",
     "WatchedHeaders",
+    "WatchedRequestContext",
     "environ_header",
     "headers_read",
-    "watch_headers",
-    "watch_request",
+    "install",
+    "watch",
+    "watched",
 ]
 
 #: Headers a page may read without being varied on them, lower-cased. None
@@ -82,6 +97,10 @@ def environ_header(environ: Mapping[str, Any], name: str) -> str | None:
 class WatchedHeaders(EnvironHeaders):
     """The request's headers, noting each name read (lower-cased) in ``read``.
 
+    A request's :class:`~werkzeug.datastructures.EnvironHeaders` becomes one
+    by changing its class (see :func:`watch`): it holds no state of its own
+    until a name is read.
+
     Listing them all (iterating, ``len``, ``items()``) notes
     :data:`EVERY_HEADER`: such a page may depend on any of them.
     """
@@ -89,12 +108,6 @@ class WatchedHeaders(EnvironHeaders):
     #: The names read, lower-cased; None until one is.
     read: set[str] | None = None
     _quiet = False
-    # Headers.__init__ only sets up this list, which EnvironHeaders never
-    # uses; skipping it keeps the watch cheap on every request.
-    _list: Any = ()
-
-    def __init__(self, environ: Any) -> None:
-        self.environ = environ
 
     def _note(self, name: str) -> None:
         read = self.read
@@ -122,35 +135,99 @@ class WatchedHeaders(EnvironHeaders):
         return super().__iter__()
 
 
-def watch_request(endpoint: str | None, values: dict[str, Any] | None) -> None:
+#: Methods after which the URL's cached pages are dropped (if they succeed).
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def watch(ctx: RequestContext) -> None:
     """Start watching what the request's hooks and view read.
 
     The parsed cookies are dropped (opening the session parsed them; finding
     them parsed again after the view shows a hook or the view read them),
-    and the headers are replaced by :class:`WatchedHeaders`. Registered
-    first among the app's URL value preprocessors by ``init_app``, so it runs
-    before every ``before_request`` hook.
+    and the headers turn into :class:`WatchedHeaders` (the same object, so
+    nothing is copied). A request pushed again (``stream_with_context``)
+    is already watched, and keeps what it noted. After an unsafe method,
+    every Cache on the app gets to drop the URL's pages.
     """
-    req = request._get_current_object()  # type: ignore[attr-defined]
+    req = ctx.request
+    headers = req.headers
+    if type(headers) is WatchedHeaders:
+        return
+    if type(headers) is EnvironHeaders:
+        headers.__class__ = WatchedHeaders
     req.__dict__.pop("cookies", None)
-    watch_headers(req)
+    if req.method in UNSAFE_METHODS:
+        for cache in ctx.app.extensions.get("flask_stash", ()):
+            ctx._after_request_functions.append(cache._after_unsafe_method)
 
 
-def watch_headers(req: Request) -> None:
-    """Watch *req*'s headers from now on, unless they are watched already.
+class WatchedRequestContext(RequestContext):
+    """Flask's request context, watching the request once its URL is matched."""
 
-    A request class with headers of its own kind is left as it is; see
-    :func:`headers_read`.
+    def match_request(self) -> None:
+        super().match_request()
+        watch(self)
+
+
+_WATCHED_KINDS: dict[type[RequestContext], type[RequestContext]] = {}
+
+
+def _watched_kind(kind: type[RequestContext]) -> type[RequestContext]:
+    """A subclass of the request context class *kind* that watches its requests."""
+    found = _WATCHED_KINDS.get(kind)
+    if found is None:
+        if issubclass(kind, WatchedRequestContext):
+            found = kind
+        else:
+            found = type(f"Watched{kind.__name__}", (kind,), {"match_request": _match_and_watch})
+        _WATCHED_KINDS[kind] = found
+    return found
+
+
+def _match_and_watch(ctx: RequestContext) -> None:
+    super(type(ctx), ctx).match_request()  # type: ignore[misc]
+    watch(ctx)
+
+
+def install(app: Flask) -> None:
+    """Make *app* build watched request contexts; once per app.
+
+    ``app.request_context`` is how Flask builds every request's context
+    (test requests included), so the app's own is replaced by one that
+    builds a :class:`WatchedRequestContext`. An app (or a Flask subclass)
+    that already builds its own kind of context keeps it, turned into a
+    watching subclass of that kind.
     """
-    if type(req.headers) is EnvironHeaders:
-        req.headers = WatchedHeaders(req.environ)
+    current = app.request_context
+    if getattr(current, "__flask_stash_watch__", False):
+        return
+    if getattr(current, "__func__", None) is Flask.request_context:
+
+        def request_context(environ: WSGIEnvironment) -> RequestContext:
+            return WatchedRequestContext(app, environ)
+
+    else:
+
+        def request_context(environ: WSGIEnvironment) -> RequestContext:
+            ctx = current(environ)
+            ctx.__class__ = _watched_kind(type(ctx))
+            return ctx
+
+    request_context.__flask_stash_watch__ = True  # type: ignore[attr-defined]
+    app.request_context = request_context  # type: ignore[method-assign]
+
+
+def watched(req: Request) -> bool:
+    """Whether *req* has been watched since before its first hook ran."""
+    return type(req.headers) is WatchedHeaders
 
 
 def headers_read(req: Request) -> frozenset[str]:
     """The headers a page read that it must be varied on, lower-cased.
 
-    Headers that cannot be watched (a request class whose headers are of
-    its own kind) give :data:`UNWATCHED`.
+    Headers that were not watched give :data:`UNWATCHED`: a request class
+    whose headers are of its own kind, or a request context that Flask-Stash
+    did not build (``app.request_context`` replaced after ``init_app``).
     """
     headers = req.headers
     if type(headers) is not WatchedHeaders:

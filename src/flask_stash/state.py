@@ -19,6 +19,7 @@ from .breaker import CircuitBreaker
 from .config import Settings
 from .flight import SingleFlight, StoreLock, lock_value
 from .guard import Entries, GuardedStore
+from .keys import BoundedMemo
 from .serializers import SignedSerializer
 from .stats import Stats
 from .stores import BaseStore
@@ -60,6 +61,9 @@ class AppState:
         #: Where the decorators read and write their entries.
         self.entries: Entries = self.guard
         self.flight = SingleFlight(lock_timeout=settings.lock_timeout, wait=settings.lock_wait)
+        #: A page request's raw parts -> its key, tags and the names one read
+        #: fetches (see ``views.CachedView.__call__``); bounded.
+        self.page_keys = BoundedMemo()
         self.warned: set[tuple[str, str]] = set()
         self._log_lock = threading.Lock()
         self._background: set[threading.Thread] = set()

@@ -66,8 +66,8 @@ from .keys import (
     view_key,
 )
 from .memoize import FunctionCache, TagsArgument, check_tags
-from .reads import EVERY_HEADER, UNWATCHED, environ_header, headers_read, watch_headers
-from .responses import CachedResponse
+from .reads import EVERY_HEADER, UNWATCHED, environ_header, headers_read
+from .responses import CachedResponse, stored_response
 from .tags import url_tag
 
 if TYPE_CHECKING:
@@ -84,6 +84,9 @@ _NONE: dict[Any, Any] = {}
 F = TypeVar("F", bound=Callable[..., Any])
 
 _CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+#: The host, path and query of a request whose page key is remembered hold
+#: this many characters at most, so the memo stays small (MEMO_ENTRIES of them).
+MEMO_PART_LENGTH = 1024
 #: Set in the environ of the background request that refreshes a stale entry.
 REVALIDATE = "flask_stash.revalidate"
 _MISSING = object()
@@ -173,6 +176,15 @@ class CachedView:
         #: The ``make_cache_key`` the decorator put on it; another one
         #: assigned later builds the keys instead, as in Flask-Caching.
         self.default_make_key: Any = None
+        #: Whether a page's key and tags follow from the request's raw parts
+        #: alone (not from the session, a callable or the app's own key).
+        self.memoizable = (
+            options.make_cache_key is None
+            and isinstance(options.key_prefix, str)
+            and "%s" in options.key_prefix
+            and not options.per_user
+            and not callable(options.tags)
+        )
         self.plain = FunctionCache(
             cache,
             self.name,
@@ -343,6 +355,15 @@ class CachedView:
             req = ctx.request
             found = ctx.app.extensions.get("flask_stash", _NONE).get(self.cache)
             state = found if found is not None else self.cache.state(ctx.app)
+            if self.memoizable and self.decorated.make_cache_key is self.default_make_key:
+                # A page's key, tags and store names follow from the request's
+                # raw parts alone: worked out once per URL, not on every hit.
+                # Only pages are remembered (this view answering a GET or HEAD
+                # at this URL), so a remembered one needs no other check.
+                known = state.page_keys.get(_page_parts(self, req))
+                if known is not None:
+                    state.guard.begin()
+                    return self.serve(state, req, known[0], known[1], args, kwargs, known[2])
         is_view = req is not None and self.is_view(req, state.app)
         # A key the app builds itself (make_cache_key) is the app's to choose,
         # so any method may be cached under it; otherwise GET and HEAD only.
@@ -353,7 +374,25 @@ class CachedView:
             and self.options.make_cache_key is None
         ):
             return self.call(args, kwargs)
-        state.begin()
+        state.guard.begin()  # state.begin(), without the call
+        if (
+            is_view
+            and req is not None
+            and self.memoizable
+            and self.decorated.make_cache_key is self.default_make_key
+        ):
+            environ = req.environ
+            page_host = request_host(environ)
+            key = self.key(req, args, kwargs, page_host, state)
+            tags = self.tags(req, args, kwargs, is_view, page_host)
+            keys = engine.read_keys(key, tags)
+            query = environ.get("QUERY_STRING") or ""
+            if (
+                environ.get("HTTP_HOST") is not None
+                and len(page_host) + len(req.path) + len(query) <= MEMO_PART_LENGTH
+            ):
+                state.page_keys.remember(_page_parts(self, req), (key, tags, keys))
+            return self.serve(state, req, key, tags, args, kwargs, keys)
         host = request_host(req.environ) if req is not None else None
         key = self.key(req, args, kwargs, host, state)
         tags = self.tags(req, args, kwargs, is_view, host)
@@ -376,6 +415,7 @@ class CachedView:
         tags: list[str],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        keys: list[str] | None = None,
     ) -> Any:
         """Answer *req* from its page, or run the view (see :func:`.engine.get_or_compute`).
 
@@ -389,7 +429,7 @@ class CachedView:
             or (state.settings.honor_request_no_cache and _asks_no_cache(req))
         )
         return engine.get_or_compute(
-            state, PageCall(self, state, req, key, tags, args, kwargs), forced
+            state, PageCall(self, state, req, key, tags, args, kwargs, keys), forced
         )
 
     def _variant_of(self, key: str, frozen: FrozenResponse, req: Request) -> str | None:
@@ -431,7 +471,7 @@ class CachedView:
                 kept.append(("Age", headers[len(entry.headers)][1]))
                 response: Response = response_class(status=304, headers=kept)
                 return response
-        response = response_class(entry.body, entry.status, headers)
+        response = stored_response(response_class, entry.status, headers, entry.body)
         return response
 
     def refresh_in_background(self, state: AppState, req: Request, key: str) -> None:
@@ -467,7 +507,6 @@ class CachedView:
     ) -> Computed:
         """Run the view and store its response if every rule allows it."""
         produced: Any = None
-        watch_headers(req)  # already watched, unless no hook could run before the view
         try:
             rv = self.call(args, kwargs)
         except HTTPException as exc:
@@ -632,8 +671,6 @@ class PageCall:
         "kwargs",
         "name",
         "req",
-        "single_flight",
-        "stale_while_revalidate",
         "state",
         "tags",
         "view",
@@ -648,27 +685,38 @@ class PageCall:
         tags: list[str],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        keys: list[str] | None = None,
     ) -> None:
         self.view = view
         self.state = state
         self.req = req
         self.key = key
         self.tags = tags
-        self.keys = engine.read_keys(key, tags)
+        self.keys = engine.read_keys(key, tags) if keys is None else keys
         self.args = args
         self.kwargs = kwargs
-        options = view.options
         self.name = view.name
-        self.single_flight = options.single_flight
-        self.stale_while_revalidate = options.stale_while_revalidate
-        self.is_stale = None if options.is_stale is None else self._is_stale
+        self.is_stale = None if view.options.is_stale is None else self._is_stale
+
+    # Read on a miss or a stale entry only, so not copied on every hit.
+    @property
+    def single_flight(self) -> bool:
+        return self.view.options.single_flight
+
+    @property
+    def stale_while_revalidate(self) -> int:
+        return self.view.options.stale_while_revalidate
 
     def _variant_of(self, names: tuple[str, ...]) -> str:
         return variant_key(self.key, names, self.req)
 
     def read(self) -> tuple[FrozenResponse | None, tuple[object, ...]]:
         entry, versions, _ = engine.read_page(self.state, self.name, self.keys, self._variant_of)
-        if entry is not None and self.view.usable_for(entry, self.req):
+        if entry is not None and (
+            # usable_for()'s answer for the common page, without the call.
+            (not entry.flags and "HTTP_AUTHORIZATION" not in self.req.environ)
+            or self.view.usable_for(entry, self.req)
+        ):
             return entry, versions
         return None, versions
 
@@ -716,6 +764,20 @@ class PageCall:
         ):
             return True, self.answer(frozen, "MISS", self.state.clock())
         return False, None
+
+
+def _page_parts(view: CachedView, req: Request) -> tuple[object, ...]:
+    """What a page's key, tags and store names follow from: the request's raw parts."""
+    environ = req.environ
+    return (
+        view,
+        req.method,
+        environ.get("HTTP_HOST"),
+        environ.get("wsgi.url_scheme"),
+        environ.get("SCRIPT_NAME"),
+        req.path,
+        environ.get("QUERY_STRING"),
+    )
 
 
 def _asks_no_cache(req: Request) -> bool:

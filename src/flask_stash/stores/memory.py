@@ -161,33 +161,46 @@ class MemoryStore(BaseStore):
         return self._thaw(entry)
 
     def get_many(self, *keys: str) -> list[Any]:
-        # One lock for all keys (the view hit path reads an entry and its
-        # tag versions together), and _live inlined: this is the hot path.
+        # The view hit path reads an entry and its tag versions together:
+        # this is the hot path. A live entry is read without the lock (a dict
+        # read and move_to_end are each atomic); only an expired one takes
+        # it, to be removed.
         prefix = self.key_prefix
         data = self._data
-        now = self.clock()
-        found: list[_Entry | None] = []
+        now = 0.0
+        found: list[Any] = []
+        for key in keys:
+            full = prefix + key
+            entry = data.get(full)
+            if entry is not None:
+                expires = entry.expires
+                if expires:
+                    if not now:
+                        now = self.clock()
+                    if expires <= now:
+                        self._expire(full, entry)
+                        found.append(None)
+                        continue
+                # Not contextlib.suppress(): a context manager per hit costs more.
+                try:  # noqa: SIM105
+                    data.move_to_end(full)
+                except KeyError:  # removed by another thread meanwhile
+                    pass
+                found.append(
+                    entry.value
+                    if entry.pickled is None
+                    else self.serializer.loads(entry.value, entry.pickled)
+                )
+            else:
+                found.append(None)
+        return found
+
+    def _expire(self, key: str, entry: _Entry) -> None:
+        """Remove *entry* at *key*, unless another thread replaced it meanwhile."""
         with self._lock:
-            for key in keys:
-                full = prefix + key
-                entry = data.get(full)
-                if entry is not None:
-                    if entry.expires and entry.expires <= now:
-                        del data[full]
-                        self._bytes -= entry.size
-                        entry = None
-                    else:
-                        data.move_to_end(full)
-                found.append(entry)
-        loads = self.serializer.loads
-        return [
-            None
-            if entry is None
-            else entry.value
-            if entry.pickled is None
-            else loads(entry.value, entry.pickled)
-            for entry in found
-        ]
+            if self._data.get(key) is entry:
+                del self._data[key]
+                self._bytes -= entry.size
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         key = self.key_prefix + key
