@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench bench-faults clean
+.PHONY: install run test lint typecheck bench bench-instructions bench-faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: lint typecheck
 ## the near cache, and a real server (gunicorn loaded by wrk: apt-get install wrk).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+## Instructions per hit (valgrind's callgrind), repeatable on a busy machine: memory
+## store, @memoize, memcached and Redis, each beside a bare view and Flask-Caching.
+bench-instructions: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_instructions
 
 ## Faults of the store under gunicorn (memcached, then Redis; Flask-Stash and
 ## Flask-Caching): kill, restart, SIGSTOP/SIGCONT, eviction, Redis CLIENT PAUSE.

@@ -3,9 +3,19 @@
 Each case runs in its own process under ``valgrind --tool=callgrind``
 twice, with a few and with many hits after the same warm-up; the
 difference, divided by the extra hits, is the cost of one hit (start-up
-and warm-up cancel out). Cases: a bare Flask view, Flask-Stash ``@cached``
-on the memory store, Flask-Caching ``@cached(query_string=True)`` on
-SimpleCache, all with a query string, at the WSGI boundary.
+and warm-up cancel out). Every group sets Flask-Stash beside what it is
+measured against, in the same run:
+
+- ``memory``: a view hit with a query string, at the WSGI boundary, beside
+  a bare Flask view and Flask-Caching on SimpleCache;
+- ``memoize``: a ``@memoize`` hit on the memory store, beside a plain call
+  of the function and Flask-Caching's ``@memoize``;
+- ``memcached`` and ``redis``: a view hit, beside a bare view, a bare view
+  that also makes one raw client get of the same body, and Flask-Caching.
+  Their servers are started here, from their binaries, when present.
+
+``make bench-instructions`` runs it; ``--few``/``--many``, ``--groups`` and
+``--cases`` make a quick run (the test suite runs it on a tiny N).
 """
 
 from __future__ import annotations
@@ -16,27 +26,139 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
-from .bench_views import QUERY, bare_app, flask_caching_app, stash_app
 from .common import environ_for, wsgi_call
 
-CASES = {"bare": bare_app, "flask_stash": stash_app, "flask_caching": flask_caching_app}
+# The cases import what they measure themselves, so a child process loads
+# only its own case's libraries (each import is slow under valgrind).
+
 FEW, MANY = 50, 550
+BODY = "x" * 2048
 
 
-def run_hits(case: str, hits: int) -> None:
-    app: Flask = CASES[case]()
-    environ = environ_for("/page", QUERY)
-    for _ in range(20):  # warm-up: the first request fills the cache
-        wsgi_call(app, environ)
+# -- what one child process runs ------------------------------------------------------
+
+
+def _memory_cases() -> dict[str, Callable[[], Flask]]:
+    from . import bench_views
+
+    return {
+        "bare": bench_views.bare_app,
+        "flask_stash": bench_views.stash_app,
+        "flask_caching": bench_views.flask_caching_app,
+    }
+
+
+def _remote_cases(kind: str) -> dict[str, Callable[[], Flask]]:
+    from . import bench_remote, bench_views
+
+    address = os.environ["BENCH_SERVER"]
+
+    def raw_get() -> Flask:
+        if kind == "memcached":
+            from pymemcache.client.base import Client
+
+            host, port = address.split(":")
+            client: Any = Client((host, int(port)), no_delay=True)
+        else:
+            import redis
+
+            client = redis.Redis.from_url(f"redis://{address}/0")
+        client.set("raw-body", BODY.encode())
+        return bench_remote.raw_get_app(lambda: client.get("raw-body"))
+
+    if kind == "memcached":
+        ours = {"CACHE_TYPE": "memcached", "CACHE_MEMCACHED_SERVERS": [address]}
+        theirs = {"CACHE_TYPE": "MemcachedCache", "CACHE_MEMCACHED_SERVERS": [address]}
+    else:
+        ours = {"CACHE_TYPE": "redis", "CACHE_REDIS_URL": f"redis://{address}/0"}
+        theirs = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": f"redis://{address}/0"}
+    return {
+        "bare": bench_views.bare_app,
+        "bare_raw_get": raw_get,
+        "flask_stash": lambda: bench_remote.stash_app(ours),
+        "flask_caching": lambda: bench_remote.flask_caching_app(theirs),
+    }
+
+
+def _memoize_calls() -> dict[str, Callable[[], Callable[[], object]]]:
+    """Each case builds the call to repeat, inside an app context it keeps pushed."""
+
+    def plain() -> Callable[[], object]:
+        def total(a: int, b: int) -> int:
+            return a + b
+
+        return lambda: total(20, 22)
+
+    def ours() -> Callable[[], object]:
+        from flask_stash import Cache
+
+        app = Flask("stash")
+        cache = Cache(app, config={"CACHE_TYPE": "memory"})
+
+        @cache.memoize(timeout=300)
+        def total(a: int, b: int) -> int:
+            return a + b
+
+        app.app_context().push()
+        return lambda: total(20, 22)
+
+    def theirs() -> Callable[[], object]:
+        from flask_caching import Cache as FlaskCachingCache
+
+        app = Flask("flask_caching")
+        cache = FlaskCachingCache(app, config={"CACHE_TYPE": "SimpleCache"})
+
+        @cache.memoize(timeout=300)
+        def total(a: int, b: int) -> int:
+            return a + b
+
+        app.app_context().push()
+        return lambda: total(20, 22)
+
+    return {"plain_call": plain, "flask_stash": ours, "flask_caching": theirs}
+
+
+def run_hits(group: str, case: str, hits: int) -> None:
+    if group == "memoize":
+        call = _memoize_calls()[case]()
+    else:
+        cases = _memory_cases() if group == "memory" else _remote_cases(group)
+        app = cases[case]()
+        environ = environ_for("/page", "name=alice&page=2")
+
+        def call() -> object:
+            return wsgi_call(app, environ)
+
+    for _ in range(20):  # warm-up: the first call fills the cache
+        call()
     for _ in range(hits):
-        wsgi_call(app, environ)
+        call()
 
 
-def instructions(case: str, hits: int, valgrind: str) -> int:
+# -- the parent: servers, child processes, the report ------------------------------------
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "memory": ("bare", "flask_stash", "flask_caching"),
+    "memoize": ("plain_call", "flask_stash", "flask_caching"),
+    "memcached": ("bare", "bare_raw_get", "flask_stash", "flask_caching"),
+    "redis": ("bare", "bare_raw_get", "flask_stash", "flask_caching"),
+}
+TITLES = {
+    "memory": "view hit, memory store, with a query string",
+    "memoize": "@memoize hit, memory store",
+    "memcached": "view hit, memcached on loopback",
+    "redis": "view hit, Redis on loopback",
+}
+
+
+def instructions(group: str, case: str, hits: int, valgrind: str, env: dict[str, str]) -> int:
     with tempfile.TemporaryDirectory() as where:
         out = Path(where) / "callgrind.out"
         subprocess.run(
@@ -48,13 +170,13 @@ def instructions(case: str, hits: int, valgrind: str) -> int:
                 "-m",
                 "benchmarks.bench_instructions",
                 "--run",
-                case,
+                f"{group}:{case}",
                 "--hits",
                 str(hits),
             ],
             check=True,
             capture_output=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
+            env={**os.environ, **env, "PYTHONHASHSEED": "0"},
         )
         for line in out.read_text().splitlines():
             if line.startswith(("summary:", "totals:")):
@@ -62,26 +184,76 @@ def instructions(case: str, hits: int, valgrind: str) -> int:
     raise RuntimeError("callgrind wrote no totals")
 
 
+def _server_env(group: str, stack: ExitStack) -> dict[str, str] | None:
+    """The env that points a remote group's children at its server; None to skip it."""
+    if group in ("memory", "memoize"):
+        return {}
+    from . import bench_remote
+
+    binary = "memcached" if group == "memcached" else "redis-server"
+    module = "pymemcache" if group == "memcached" else "redis"
+    if shutil.which(binary) is None:
+        print(f"\n{TITLES[group]}: {binary} is not installed; skipped")
+        return None
+    try:
+        __import__(module)
+    except ImportError:
+        print(f"\n{TITLES[group]}: the {module} package is not installed; skipped")
+        return None
+    argv = bench_remote.memcached_argv if group == "memcached" else bench_remote.redis_argv
+    server = stack.enter_context(bench_remote.server(argv))
+    return {"BENCH_SERVER": server.address}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", choices=CASES, help=argparse.SUPPRESS)
+    parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--hits", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--few", type=int, default=FEW, help="hits in the short run")
+    parser.add_argument("--many", type=int, default=MANY, help="hits in the long run")
+    parser.add_argument("--groups", default=",".join(GROUPS), help="comma-separated groups")
+    parser.add_argument("--cases", help="comma-separated cases of each group (default: all)")
     options = parser.parse_args(argv)
     if options.run:
-        run_hits(options.run, options.hits)
+        group, case = options.run.split(":")
+        run_hits(group, case, options.hits)
         return
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("\nbench_instructions: valgrind is not installed (Debian package valgrind); skipped")
         return
-    per_hit = {
-        case: (instructions(case, MANY, valgrind) - instructions(case, FEW, valgrind))
-        / (MANY - FEW)
-        for case in CASES
-    }
-    print("\nInstructions per hit (callgrind), memory store, with a query string")
-    for case, count in per_hit.items():
-        print(f"  {case:<14} {count:10.0f}  {count / per_hit['bare']:.2f} x bare")
+    if options.many <= options.few:
+        parser.error("--many must be more than --few")
+    for group in options.groups.split(","):
+        if group not in GROUPS:
+            parser.error(f"unknown group {group!r}; known: {', '.join(GROUPS)}")
+        with ExitStack() as stack:
+            env = _server_env(group, stack)
+            if env is None:
+                continue
+            per_hit = {
+                case: (
+                    instructions(group, case, options.many, valgrind, env)
+                    - instructions(group, case, options.few, valgrind, env)
+                )
+                / (options.many - options.few)
+                for case in GROUPS[group]
+                if options.cases is None or case in options.cases.split(",")
+            }
+        if not per_hit:
+            continue
+        base = next(iter(per_hit))
+        print(f"\nInstructions per hit (callgrind), {TITLES[group]}")
+        for case, count in per_hit.items():
+            print(f"  {case:<14} {count:10.0f}  {count / per_hit[base]:.2f} x {base}")
+        if {"bare_raw_get", "flask_stash", "flask_caching"} <= set(per_hit):
+            ratio = per_hit["flask_stash"] / per_hit["bare_raw_get"]
+            theirs = per_hit["flask_caching"] / per_hit["bare_raw_get"]
+            print(
+                f"  flask_stash / (bare + raw get) = {ratio:.2f}; "
+                f"flask_caching / (bare + raw get) = {theirs:.2f}"
+            )
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
