@@ -30,7 +30,16 @@ from .arguments import (
     predicate_for,
 )
 from .entries import MemoEntry
-from .keys import HashMethod, bind_parts, function_name, hash_text, source_hash, stable_repr
+from .keys import (
+    MEMO_QUERY_LENGTH,
+    BoundedMemo,
+    HashMethod,
+    bind_parts,
+    function_name,
+    hash_text,
+    source_hash,
+    stable_repr,
+)
 from .signals import cache_memoize_hit, cache_memoize_miss, cache_view_hit, cache_view_miss
 
 if TYPE_CHECKING:
@@ -316,6 +325,16 @@ class ValueCall:
         return (False, None) if entry is None else (True, entry.value)
 
 
+#: Argument types whose value alone (with its type) makes a call's key.
+_PLAIN_ARGUMENTS = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _text_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """How many characters the plain arguments of a call hold, for the memo's bound."""
+    values = (*args, *kwargs.values())
+    return sum(len(value) for value in values if type(value) is str or type(value) is bytes)
+
+
 async def _awaited(compute: Callable[[], Awaitable[Any]]) -> Any:
     return await compute()
 
@@ -334,6 +353,11 @@ class Memoized:
     #: *ignore*): entries then also carry a tag of their instance, so
     #: ``delete_memoized(obj.method)`` drops that object's entries only.
     instance: str | None = None
+
+    @functools.cached_property
+    def calls(self) -> BoundedMemo:
+        """Keys and tags of calls with plain arguments, by their arguments (bounded)."""
+        return BoundedMemo()
 
     @functools.cached_property
     def tag(self) -> str:
@@ -361,6 +385,37 @@ class Memoized:
         A method's instance tag reuses the text its ``self`` was bound to,
         so the instance is written out once per call.
         """
+        # Calls with plain arguments are remembered: binding them to the
+        # signature and hashing their text is most of what a hit costs. The
+        # types are part of the memo's key, since 1, 1.0 and True are equal
+        # keys of a dict but not the same call.
+        memo: tuple[object, ...] | None = (
+            source_check,
+            args,
+            tuple(map(type, args)),
+            tuple((name, type(value), value) for name, value in kwargs.items()) if kwargs else (),
+        )
+        for arg in args:  # a loop in this frame: all() would build a generator per call
+            if type(arg) not in _PLAIN_ARGUMENTS:
+                memo = None
+                break
+        if kwargs and memo is not None:
+            for value in kwargs.values():
+                if type(value) not in _PLAIN_ARGUMENTS:
+                    memo = None
+                    break
+        if memo is not None:
+            known: tuple[str, list[str]] | None = self.calls.get(memo)
+            if known is not None:
+                return known  # the tags list is shared: callers only read it
+        found = self._key_and_tags(args, kwargs, source_check)
+        if memo is not None and _text_length(args, kwargs) <= MEMO_QUERY_LENGTH:
+            self.calls.remember(memo, found)
+        return found
+
+    def _key_and_tags(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], source_check: bool
+    ) -> tuple[str, list[str]]:
         parts = bind_parts(self.function, args, kwargs, self.ignore)
         check = self.source_check if self.source_check is not None else source_check
         digest = hash_text(";".join(parts) + (self.source if check else ""), self.hash_method)
