@@ -7,7 +7,8 @@ and warm-up cancel out). Every group sets Flask-Stash beside what it is
 measured against, in the same run:
 
 - ``memory``: a view hit with a query string, at the WSGI boundary, beside
-  a bare Flask view and Flask-Caching on SimpleCache;
+  a bare Flask view and Flask-Caching on SimpleCache, and with
+  ``CACHE_FAST_LANE`` on;
 - ``memoize``: a ``@memoize`` hit on the memory store, beside a plain call
   of the function and Flask-Caching's ``@memoize``;
 - ``memcached`` and ``redis``: a view hit, beside a bare view, a bare view
@@ -52,6 +53,7 @@ def _memory_cases() -> dict[str, Callable[[], Flask]]:
         "bare": bench_views.bare_app,
         "flask_stash": bench_views.stash_app,
         "flask_caching": bench_views.flask_caching_app,
+        "fast_lane": lambda: bench_views.stash_app(fast_lane=True),
     }
 
 
@@ -145,7 +147,7 @@ def run_hits(group: str, case: str, hits: int) -> None:
 # -- the parent: servers, child processes, the report ------------------------------------
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "memory": ("bare", "flask_stash", "flask_caching"),
+    "memory": ("bare", "flask_stash", "flask_caching", "fast_lane"),
     "memoize": ("plain_call", "flask_stash", "flask_caching"),
     "memcached": ("bare", "bare_raw_get", "flask_stash", "flask_caching"),
     "redis": ("bare", "bare_raw_get", "flask_stash", "flask_caching"),

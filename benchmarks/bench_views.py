@@ -34,9 +34,9 @@ def bare_app() -> Flask:
     return app
 
 
-def stash_app() -> Flask:
+def stash_app(fast_lane: bool = False) -> Flask:
     app = Flask("stash")
-    cache = Cache(app, config={"CACHE_TYPE": "memory"})
+    cache = Cache(app, config={"CACHE_TYPE": "memory", "CACHE_FAST_LANE": fast_lane})
 
     @app.route("/page")
     @cache.cached(timeout=300)
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         "(a) bare view": bare_app(),
         "(b) flask-stash hit": stash_app(),
         "(c) flask-caching hit": flask_caching_app(),
+        "(d) flask-stash hit, CACHE_FAST_LANE": stash_app(fast_lane=True),
     }
     for app in apps.values():
         assert wsgi_call(app, environ) == BODY.encode()  # fill the caches
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     medians = interleaved(cases, options.rounds, options.number)
     report("view hit, memory store, 2 KiB body, query string in URL", medians, "(a) bare view")
     ratio = medians["(b) flask-stash hit"] / medians["(a) bare view"]
-    print(f"  target (b)/(a) <= 1.10: {'met' if ratio <= 1.10 else 'MISSED'} ({ratio:.3f})")
+    print(f"  target (b)/(a) <= 1.00: {'met' if ratio <= 1.00 else 'MISSED'} ({ratio:.3f})")
 
 
 if __name__ == "__main__":

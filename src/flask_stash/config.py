@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_CACHEABLE_STATUSES": DEFAULT_CACHEABLE_STATUSES,
     "CACHE_SEND_CACHE_CONTROL": False,
     "CACHE_X_CACHE_HEADER": False,
+    "CACHE_FAST_LANE": False,
     "CACHE_LOCK_TIMEOUT": 30,
     "CACHE_LOCK_WAIT": 10.0,
     "CACHE_NEAR_TTL": None,
@@ -94,6 +95,7 @@ class Settings:
     cacheable_statuses: frozenset[int] = DEFAULT_CACHEABLE_STATUSES
     send_cache_control: bool = False
     x_cache_header: bool = False
+    fast_lane: bool = False
     lock_timeout: int = 30
     lock_wait: float = 10.0
     near_ttl: float | None = None
@@ -229,6 +231,7 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
     for key in (
         "CACHE_SEND_CACHE_CONTROL",
         "CACHE_X_CACHE_HEADER",
+        "CACHE_FAST_LANE",
         "CACHE_ENABLE_SIGNALS",
         "CACHE_HONOR_FRESHNESS",
         "CACHE_HONOR_REQUEST_NO_CACHE",
@@ -254,6 +257,7 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         cacheable_statuses=frozenset(statuses),
         send_cache_control=merged["CACHE_SEND_CACHE_CONTROL"],
         x_cache_header=merged["CACHE_X_CACHE_HEADER"],
+        fast_lane=merged["CACHE_FAST_LANE"],
         lock_timeout=_number(merged, "CACHE_LOCK_TIMEOUT", 1),
         lock_wait=_number(merged, "CACHE_LOCK_WAIT", 0, integer=False),
         near_ttl=_number(merged, "CACHE_NEAR_TTL", 0, integer=False)

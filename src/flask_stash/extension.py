@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.sansio.blueprints import BlueprintSetupState
 
-from . import cli, engine, jinja, reads
+from . import cli, engine, fastlane, jinja, reads
 from . import memoize as _memoize
 from . import tags as _tags
 from . import views as _views
@@ -127,6 +127,8 @@ class Cache:
             if self.with_jinja2_ext:
                 jinja.register(app)  # {% cache %}
         state = AppState(settings, store, app.response_class, sender=app)
+        if settings.fast_lane:
+            fastlane.install(app)
         overridden = frozenset(
             name for name in _OVERRIDABLE if getattr(type(self), name) is not getattr(Cache, name)
         )

@@ -53,6 +53,7 @@ from .entries import (
     RETURNED_TEXT,
     FrozenResponse,
 )
+from .fastlane import lane_of, url_parts
 from .keys import (
     HashMethod,
     QueryArgs,
@@ -392,6 +393,13 @@ class CachedView:
                 and len(page_host) + len(req.path) + len(query) <= MEMO_PART_LENGTH
             ):
                 state.page_keys.remember(_page_parts(self, req), (key, tags, keys))
+                if state.settings.fast_lane and self.fast_lane_ready(state):
+                    lane = lane_of(state.app)
+                    if lane is not None:
+                        lane.pages.remember(
+                            url_parts(environ),
+                            functools.partial(self.answer_early, state, key, keys),
+                        )
             return self.serve(state, req, key, tags, args, kwargs, keys)
         host = request_host(req.environ) if req is not None else None
         key = self.key(req, args, kwargs, host, state)
@@ -473,6 +481,36 @@ class CachedView:
                 return response
         response = stored_response(response_class, entry.status, headers, entry.body)
         return response
+
+    def fast_lane_ready(self, state: AppState) -> bool:
+        """Whether the fast lane may answer this view's pages (see :mod:`.fastlane`)."""
+        options = self.options
+        settings = state.settings
+        return (
+            options.unless is None
+            and options.forced_update is None
+            and options.is_stale is None
+            and not settings.enable_signals
+            and not settings.honor_request_no_cache
+        )
+
+    def answer_early(
+        self, state: AppState, key: str, keys: list[str], environ: dict[str, Any]
+    ) -> Response | None:
+        """The fast lane's answer: the page at *key* if it is fresh and anyone's, else None."""
+        state.guard.begin()
+        found = state.entries.get_many(keys, self.name)
+        entry = found[0]
+        if type(entry) is not FrozenResponse or entry.flags & NEEDS_EMPTY_SESSION:
+            return None
+        versions = entry.versions
+        if None in versions or versions != tuple(found[1:]):
+            return None
+        now = state.clock()
+        if entry.fresh_until and now >= entry.fresh_until:
+            return None
+        state.stats.hit(self.name, key)
+        return self.respond(state, entry, cast(Request, _EnvironOnly(environ)), now, "HIT")
 
     def refresh_in_background(self, state: AppState, req: Request, key: str) -> None:
         """Refresh a stale entry with a copy of *req*, run through the whole app.
@@ -764,6 +802,15 @@ class PageCall:
         ):
             return True, self.answer(frozen, "MISS", self.state.clock())
         return False, None
+
+
+class _EnvironOnly:
+    """What :meth:`CachedView.respond` reads of a request, for the fast lane."""
+
+    __slots__ = ("environ",)
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
 
 
 def _page_parts(view: CachedView, req: Request) -> tuple[object, ...]:
