@@ -39,6 +39,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeGuard
 
 from .entries import FrozenResponse, MemoEntry, VaryIndex, well_formed
+from .keys import BoundedMemo
 from .errors import ConfigurationError, SerializationError
 
 __all__ = [
@@ -440,6 +441,25 @@ ALGORITHMS = ("sha256", "sha384", "sha512", "blake2b")
 _SIGNED = b"\x01"
 
 
+#: Signed entries up to this many bytes are remembered once verified and
+#: decoded, VERIFIED_ENTRIES of them: a few MB at most, beside the decoded records.
+VERIFIED_SIZE = 16 * 1024
+VERIFIED_ENTRIES = 256
+_ATOMS = (str, bytes, int, float, bool, type(None))
+
+
+def _shareable(value: Any) -> bool:
+    """Whether *value* may be handed to every reader: an immutable record of atoms.
+
+    Pages and Vary indexes are; a memoized value only when it is an atom
+    itself, since no two callers may share a mutable object.
+    """
+    kind = type(value)
+    if kind is FrozenResponse or kind is VaryIndex or kind in _ATOMS:
+        return True
+    return kind is MemoEntry and type(value.value) in _ATOMS
+
+
 class SignedSerializer:
     """Wraps a format so every value carries an HMAC of its key and payload, checked first.
 
@@ -466,6 +486,9 @@ class SignedSerializer:
         self._keyed = hmac.new(key, digestmod=algorithm)
         self._size = self._keyed.digest_size
         self.inner = inner
+        #: (key, bytes) -> the immutable record they decoded to; bounded in
+        #: count and in the size of each entry (VERIFIED_ENTRIES, VERIFIED_SIZE).
+        self._verified = BoundedMemo(VERIFIED_ENTRIES)
 
     def _mac(self, key: str, payload: bytes) -> bytes:
         # The store key is covered, so an entry copied to another key fails
@@ -489,13 +512,22 @@ class SignedSerializer:
     def loads(self, data: bytes, key: str) -> Any:
         if _is_digits(data):
             return _counter(data)
+        # The same bytes under the same key, verified and decoded before,
+        # decode to the same immutable record: no HMAC, no unpickling.
+        seen = (key, data)
+        known = self._verified.get(seen)
+        if known is not None:
+            return known
         mac, payload = data[1 : 1 + self._size], data[1 + self._size :]
         if data[:1] != _SIGNED or not hmac.compare_digest(mac, self._mac(key, payload)):
             logger.debug("cache entry failed its signature check; read as a miss")
             if self.on_reject is not None:
                 self.on_reject(key)
             return None
-        return self.inner.loads(payload)
+        value = self.inner.loads(payload)
+        if len(data) <= VERIFIED_SIZE and _shareable(value):
+            self._verified.remember(seen, value)
+        return value
 
 
 class UnsignedSerializer:
