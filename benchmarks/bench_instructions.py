@@ -12,7 +12,9 @@ measured against, in the same run:
 - ``memoize``: a ``@memoize`` hit on the memory store, beside a plain call
   of the function and Flask-Caching's ``@memoize``;
 - ``memcached`` and ``redis``: a view hit, beside a bare view, a bare view
-  that also makes one raw client get of the same body, and Flask-Caching.
+  that also makes one raw client get of the same body, and Flask-Caching;
+  and a hit in the near cache in front of that server, beside a hit on the
+  memory store.
   Their servers are started here, from their binaries, when present.
 
 ``make bench-instructions`` runs it; ``--few``/``--many``, ``--groups`` and
@@ -81,11 +83,19 @@ def _remote_cases(kind: str) -> dict[str, Callable[[], Flask]]:
     else:
         ours = {"CACHE_TYPE": "redis", "CACHE_REDIS_URL": f"redis://{address}/0"}
         theirs = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": f"redis://{address}/0"}
+
+    def near() -> Flask:
+        from . import apps
+
+        return apps.stash_view_app({**ours, "CACHE_SECRET_KEY": "bench"}, near_ttl=300)
+
     return {
         "bare": bench_views.bare_app,
         "bare_raw_get": raw_get,
         "flask_stash": lambda: bench_remote.stash_app(ours),
         "flask_caching": lambda: bench_remote.flask_caching_app(theirs),
+        "near_cache": near,
+        "memory_store": bench_views.stash_app,
     }
 
 
@@ -149,8 +159,15 @@ def run_hits(group: str, case: str, hits: int) -> None:
 GROUPS: dict[str, tuple[str, ...]] = {
     "memory": ("bare", "flask_stash", "flask_caching", "fast_lane"),
     "memoize": ("plain_call", "flask_stash", "flask_caching"),
-    "memcached": ("bare", "bare_raw_get", "flask_stash", "flask_caching"),
-    "redis": ("bare", "bare_raw_get", "flask_stash", "flask_caching"),
+    "memcached": (
+        "bare",
+        "bare_raw_get",
+        "flask_stash",
+        "flask_caching",
+        "near_cache",
+        "memory_store",
+    ),
+    "redis": ("bare", "bare_raw_get", "flask_stash", "flask_caching", "near_cache", "memory_store"),
 }
 TITLES = {
     "memory": "view hit, memory store, with a query string",
@@ -255,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"  flask_stash / (bare + raw get) = {ratio:.2f}; "
                 f"flask_caching / (bare + raw get) = {theirs:.2f}"
             )
+        if {"near_cache", "memory_store"} <= set(per_hit):
+            near = per_hit["near_cache"] / per_hit["memory_store"]
+            print(f"  near-cache hit / memory-store hit = {near:.2f}")
         sys.stdout.flush()
 
 
