@@ -457,7 +457,8 @@ class CachedView:
         self, state: AppState, entry: FrozenResponse, req: Request, now: float, label: str
     ) -> Response:
         """Build the answer to *req* from a stored response."""
-        headers = [*entry.headers, ("Age", str(max(0, int(now - entry.stored_at))))]
+        age = int(now - entry.stored_at)
+        headers = [*entry.headers, ("Age", str(age) if age > 0 else "0")]
         settings = state.settings
         if settings.x_cache_header:
             headers.append(("X-Cache", label))
@@ -905,12 +906,13 @@ def cached(
     def decorator(f: F) -> F:
         view = CachedView(cache, f, options)
         bypass = bypass_for(unless, f)
+        serve_call = view.__call__  # a bound method: calling the instance costs a lookup more
 
         @functools.wraps(f)
         def decorated(*args: Any, **kwargs: Any) -> Any:
             if bypass is not None and bypass(args, kwargs):
                 return view.call(args, kwargs)
-            return view(args, kwargs)
+            return serve_call(args, kwargs)
 
         def make_key(
             *args: Any, path: str | None = None, query_args: QueryArgs | None = None, **kwargs: Any
