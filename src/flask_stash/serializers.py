@@ -39,8 +39,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeGuard
 
 from .entries import FrozenResponse, MemoEntry, VaryIndex, well_formed
-from .keys import BoundedMemo
 from .errors import ConfigurationError, SerializationError
+from .keys import BoundedMemo
 
 __all__ = [
     "COUNTER_MAX",
