@@ -28,8 +28,8 @@ is applied, which then runs first and rewrites the environ the lane reads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from flask.signals import request_finished, request_started
@@ -39,7 +39,7 @@ from .keys import BoundedMemo
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["FastLane", "install", "lane_of"]
+__all__ = ["FastLane", "install", "lane_of", "url_parts"]
 
 logger = logging.getLogger("flask_stash")
 
@@ -65,10 +65,6 @@ def url_parts(environ: WSGIEnvironment) -> tuple[object, ...]:
         environ.get("PATH_INFO"),
         environ.get("QUERY_STRING"),
     )
-
-
-#: Answers the request from its page, or None to leave it to Flask.
-EarlyAnswer = Callable[["WSGIEnvironment"], Any]
 
 
 class FastLane:

@@ -43,7 +43,6 @@ __all__ = [
     "headers_read",
     "install",
     "watch",
-    "watched",
 ]
 
 #: Headers a page may read without being varied on them, lower-cased. None
@@ -215,11 +214,6 @@ def install(app: Flask) -> None:
 
     request_context.__flask_stash_watch__ = True  # type: ignore[attr-defined]
     app.request_context = request_context  # type: ignore[method-assign]
-
-
-def watched(req: Request) -> bool:
-    """Whether *req* has been watched since before its first hook ran."""
-    return type(req.headers) is WatchedHeaders
 
 
 def headers_read(req: Request) -> frozenset[str]:
