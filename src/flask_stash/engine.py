@@ -32,6 +32,7 @@ __all__ = [
     "fresh",
     "get_or_compute",
     "invalidate",
+    "plain_value",
     "read_keys",
     "read_page",
     "read_value",
@@ -346,10 +347,15 @@ def store_page(
 
 
 def read_value(
-    state: AppState, name: str, key: str, tags: Sequence[str]
+    state: AppState, name: str, key: str, tags: Sequence[str], found: list[Any] | None = None
 ) -> tuple[MemoEntry | None, tuple[object, ...]]:
-    """A function's entry and its tags' versions, in one round trip."""
-    found = state.entries.get_many([key, *tag_keys(tags)], name)
+    """A function's entry and its tags' versions, in one round trip.
+
+    *found* is what a read of :func:`read_keys` already returned, if the
+    caller made one.
+    """
+    if found is None:
+        found = state.entries.get_many([key, *tag_keys(tags)], name)
     entry = found[0]
     return (entry if type(entry) is MemoEntry else None), tuple(found[1:])
 
@@ -359,16 +365,19 @@ def read_page(
     name: str,
     keys: list[str],
     variant_of: Callable[[tuple[str, ...]], str],
+    found: list[Any] | None = None,
 ) -> tuple[FrozenResponse | None, tuple[object, ...], str | None]:
     """A page, its tags' versions, and its variant's key if it varies.
 
     *keys* are the page's key, then its tags' (:func:`read_keys`). A
     :class:`~flask_stash.entries.VaryIndex` at the page's key names the
     request headers the page varies on; *variant_of* turns them into the key
-    of the variant this request selects.
+    of the variant this request selects. *found* is what a read of *keys*
+    already returned, if the caller made one.
     """
     entries = state.entries
-    found = entries.get_many(keys, name)
+    if found is None:
+        found = entries.get_many(keys, name)
     entry, versions = found[0], tuple(found[1:])
     variant = None
     if type(entry) is VaryIndex and matches(entry.versions, versions):
@@ -386,6 +395,25 @@ def varied_on(state: AppState, name: str, key: str) -> tuple[str, ...]:
 def read_keys(key: str, tags: Sequence[str]) -> list[str]:
     """What one read of an entry fetches: its key, then its tags' version keys."""
     return [key, *tag_keys(tags)]
+
+
+def plain_value(state: AppState, name: str, key: str, found: list[Any]) -> tuple[bool, Any]:
+    """A fresh function entry in *found* (read with its tags' versions): ``(True, value)``.
+
+    For calls that nothing else decides (no ``forced_update``, ``is_stale``
+    or signals): ``(False, None)`` leaves the call to :func:`get_or_compute`.
+    """
+    entry = found[0]
+    if type(entry) is not MemoEntry:
+        return False, None
+    versions = entry.versions
+    if None in versions or versions != tuple(found[1:]):
+        return False, None
+    fresh_until = entry.fresh_until
+    if fresh_until and state.clock() >= fresh_until:
+        return False, None
+    state.stats.hit(name, key)
+    return True, entry.value
 
 
 def fresh(state: AppState, entry: Any, versions: tuple[object, ...]) -> bool:

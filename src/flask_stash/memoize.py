@@ -148,9 +148,20 @@ class FunctionCache:
         call: Call = _NO_CALL,
     ) -> Any:
         """The cached value of one call (see :func:`.engine.get_or_compute`)."""
-        forced = self.forced_update is not None and self.forced_update((), *call)
+        found = None
+        if self.forced_update is None:
+            if self.is_stale is None and not state.settings.enable_signals:
+                # The common hit, answered here; anything else goes to the
+                # engine with what was read, not read again.
+                found = state.entries.get_many(engine.read_keys(key, tags), self.name)
+                hit, value = engine.plain_value(state, self.name, key, found)
+                if hit:
+                    return value
+            forced = False
+        else:
+            forced = self.forced_update((), *call)
         return engine.get_or_compute(
-            state, ValueCall(self, state, key, tags, compute, call), forced
+            state, ValueCall(self, state, key, tags, compute, call, found), forced
         )
 
     async def aget_or_compute(
@@ -248,6 +259,7 @@ class ValueCall:
 
     __slots__ = (
         "args",
+        "found",
         "function",
         "is_stale",
         "key",
@@ -267,8 +279,11 @@ class ValueCall:
         tags: list[str],
         compute: Callable[[], Any],
         args: Call,
+        found: list[Any] | None = None,
     ) -> None:
         self.function = function
+        #: What the first read returned, if the caller made it already.
+        self.found = found
         self.state = state
         self.key = key
         self.tags = tags
@@ -280,7 +295,8 @@ class ValueCall:
         self.is_stale = None if function.is_stale is None else self._is_stale
 
     def read(self) -> tuple[MemoEntry | None, tuple[object, ...]]:
-        return engine.read_value(self.state, self.name, self.key, self.tags)
+        found, self.found = self.found, None
+        return engine.read_value(self.state, self.name, self.key, self.tags, found)
 
     def _is_stale(self, entry: MemoEntry) -> bool:
         check = self.function.is_stale

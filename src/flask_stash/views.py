@@ -364,7 +364,17 @@ class CachedView:
                 known = state.page_keys.get(_page_parts(self, req))
                 if known is not None:
                     state.guard.begin()
-                    return self.serve(state, req, known[0], known[1], args, kwargs, known[2])
+                    key, tags, keys, plain = known
+                    environ = req.environ
+                    if plain and REVALIDATE not in environ and "HTTP_AUTHORIZATION" not in environ:
+                        # The common hit, answered here; anything else goes
+                        # to the engine with what was read, not read again.
+                        found = state.entries.get_many(keys, self.name)
+                        response = self.plain_hit(state, key, found, environ)
+                        if response is not None:
+                            return response
+                        return self.serve(state, req, key, tags, args, kwargs, keys, found)
+                    return self.serve(state, req, key, tags, args, kwargs, keys)
         is_view = req is not None and self.is_view(req, state.app)
         # A key the app builds itself (make_cache_key) is the app's to choose,
         # so any method may be cached under it; otherwise GET and HEAD only.
@@ -392,8 +402,9 @@ class CachedView:
                 environ.get("HTTP_HOST") is not None
                 and len(page_host) + len(req.path) + len(query) <= MEMO_PART_LENGTH
             ):
-                state.page_keys.remember(_page_parts(self, req), (key, tags, keys))
-                if state.settings.fast_lane and self.fast_lane_ready(state):
+                plain = self.plain_hits(state)
+                state.page_keys.remember(_page_parts(self, req), (key, tags, keys, plain))
+                if state.settings.fast_lane and plain:
                     lane = lane_of(state.app)
                     if lane is not None:
                         lane.pages.remember(
@@ -424,8 +435,11 @@ class CachedView:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         keys: list[str] | None = None,
+        found: list[Any] | None = None,
     ) -> Any:
         """Answer *req* from its page, or run the view (see :func:`.engine.get_or_compute`).
+
+        *found* is what one read of *keys* returned already, if it was made.
 
         A forced recompute (``forced_update``, the background refresh of a
         stale page) is never answered by the entry it replaces.
@@ -437,7 +451,7 @@ class CachedView:
             or (state.settings.honor_request_no_cache and _asks_no_cache(req))
         )
         return engine.get_or_compute(
-            state, PageCall(self, state, req, key, tags, args, kwargs, keys), forced
+            state, PageCall(self, state, req, key, tags, args, kwargs, keys, found), forced
         )
 
     def _variant_of(self, key: str, frozen: FrozenResponse, req: Request) -> str | None:
@@ -483,8 +497,13 @@ class CachedView:
         response = stored_response(response_class, entry.status, headers, entry.body)
         return response
 
-    def fast_lane_ready(self, state: AppState) -> bool:
-        """Whether the fast lane may answer this view's pages (see :mod:`.fastlane`)."""
+    def plain_hits(self, state: AppState) -> bool:
+        """Whether a fresh page of this view is answered without asking the engine.
+
+        True when nothing but the entry decides: no ``forced_update`` or
+        ``is_stale`` to ask, no signals to send, no request ``no-cache`` to
+        honour, no ``unless``. The fast lane answers only such views too.
+        """
         options = self.options
         settings = state.settings
         return (
@@ -495,12 +514,15 @@ class CachedView:
             and not settings.honor_request_no_cache
         )
 
-    def answer_early(
-        self, state: AppState, key: str, keys: list[str], environ: dict[str, Any]
+    def plain_hit(
+        self, state: AppState, key: str, found: list[Any], environ: dict[str, Any]
     ) -> Response | None:
-        """The fast lane's answer: the page at *key* if it is fresh and anyone's, else None."""
-        state.guard.begin()
-        found = state.entries.get_many(keys, self.name)
+        """The answer from *found* (a page and its tag versions) if it is fresh and anyone's.
+
+        None leaves the decision to :func:`.engine.get_or_compute`: a miss, a
+        stale page, a Vary index, a page made for empty sessions only. The
+        request carries no Authorization (the caller checks).
+        """
         entry = found[0]
         if type(entry) is not FrozenResponse or entry.flags & NEEDS_EMPTY_SESSION:
             return None
@@ -512,6 +534,13 @@ class CachedView:
             return None
         state.stats.hit(self.name, key)
         return self.respond(state, entry, cast(Request, _EnvironOnly(environ)), now, "HIT")
+
+    def answer_early(
+        self, state: AppState, key: str, keys: list[str], environ: dict[str, Any]
+    ) -> Response | None:
+        """The fast lane's answer (see :meth:`plain_hit`); None hands the request to Flask."""
+        state.guard.begin()
+        return self.plain_hit(state, key, state.entries.get_many(keys, self.name), environ)
 
     def refresh_in_background(self, state: AppState, req: Request, key: str) -> None:
         """Refresh a stale entry with a copy of *req*, run through the whole app.
@@ -704,6 +733,7 @@ class PageCall:
 
     __slots__ = (
         "args",
+        "found",
         "is_stale",
         "key",
         "keys",
@@ -725,8 +755,11 @@ class PageCall:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         keys: list[str] | None = None,
+        found: list[Any] | None = None,
     ) -> None:
         self.view = view
+        #: What the first read returned, if the caller made it already.
+        self.found = found
         self.state = state
         self.req = req
         self.key = key
@@ -750,7 +783,10 @@ class PageCall:
         return variant_key(self.key, names, self.req)
 
     def read(self) -> tuple[FrozenResponse | None, tuple[object, ...]]:
-        entry, versions, _ = engine.read_page(self.state, self.name, self.keys, self._variant_of)
+        found, self.found = self.found, None
+        entry, versions, _ = engine.read_page(
+            self.state, self.name, self.keys, self._variant_of, found
+        )
         if entry is not None and (
             # usable_for()'s answer for the common page, without the call.
             (not entry.flags and "HTTP_AUTHORIZATION" not in self.req.environ)
