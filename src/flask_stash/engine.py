@@ -30,6 +30,7 @@ __all__ = [
     "aget_or_compute",
     "forget_versions",
     "fresh",
+    "fresh_hit",
     "get_or_compute",
     "invalidate",
     "plain_value",
@@ -397,23 +398,35 @@ def read_keys(key: str, tags: Sequence[str]) -> list[str]:
     return [key, *tag_keys(tags)]
 
 
-def plain_value(state: AppState, name: str, key: str, found: list[Any]) -> tuple[bool, Any]:
-    """A fresh function entry in *found* (read with its tags' versions): ``(True, value)``.
+def fresh_hit(state: AppState, name: str, key: str, found: list[Any]) -> float | None:
+    """The time now, if the entry in *found* (read with its tags' versions) is a fresh hit.
 
     For calls that nothing else decides (no ``forced_update``, ``is_stale``
-    or signals): ``(False, None)`` leaves the call to :func:`get_or_compute`.
+    or signals): the hit is counted. None leaves the call to
+    :func:`get_or_compute`, with what was read. The caller has checked the
+    entry's type.
     """
     entry = found[0]
-    if type(entry) is not MemoEntry:
-        return False, None
     versions = entry.versions
     if None in versions or versions != tuple(found[1:]):
-        return False, None
+        return None
+    now = state.clock()
     fresh_until = entry.fresh_until
-    if fresh_until and state.clock() >= fresh_until:
-        return False, None
+    if fresh_until and now >= fresh_until:
+        return None
     state.stats.hit(name, key)
-    return True, entry.value
+    return now
+
+
+def plain_value(state: AppState, name: str, key: str, found: list[Any]) -> tuple[bool, Any]:
+    """``(True, value)`` for a fresh function entry in *found*, else ``(False, None)``.
+
+    See :func:`fresh_hit`.
+    """
+    entry = found[0]
+    if type(entry) is MemoEntry and fresh_hit(state, name, key, found) is not None:
+        return True, entry.value
+    return False, None
 
 
 def fresh(state: AppState, entry: Any, versions: tuple[object, ...]) -> bool:

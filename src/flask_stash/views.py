@@ -526,13 +526,9 @@ class CachedView:
         entry = found[0]
         if type(entry) is not FrozenResponse or entry.flags & NEEDS_EMPTY_SESSION:
             return None
-        versions = entry.versions
-        if None in versions or versions != tuple(found[1:]):
+        now = engine.fresh_hit(state, self.name, key, found)
+        if now is None:
             return None
-        now = state.clock()
-        if entry.fresh_until and now >= entry.fresh_until:
-            return None
-        state.stats.hit(self.name, key)
         return self.respond(state, entry, cast(Request, _EnvironOnly(environ)), now, "HIT")
 
     def answer_early(
