@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,10 @@ def directory_from_url(url: SplitResult | None) -> str | None:
     return unquote(url.path)
 
 
+#: Seconds an open waits for other processes opening the same directory.
+OPEN_WAIT = 10.0
+
+
 class DiskStore(BaseStore):
     """A size-bounded, cross-process cache in *directory*, built on diskcache."""
 
@@ -107,17 +112,36 @@ class DiskStore(BaseStore):
             raise ValueError(f"cache directory {self.directory} exists but is not a directory")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._cache = diskcache.Cache(
-                str(self.directory),
-                size_limit=max_bytes,
-                eviction_policy="least-recently-stored",
-                tag_index=True,
-                disk=_PlainDisk,
-                # Stop the write-ahead log from staying at its largest size.
-                sqlite_journal_size_limit=min(max_bytes, 4 * 1024 * 1024),
-            )
+            self._cache = self._open(max_bytes)
         except (OSError, sqlite3.Error) as err:
             raise ValueError(f"cache directory {self.directory} is not usable: {err}") from err
+
+    def _open(self, max_bytes: int) -> diskcache.Cache:
+        """Open the directory's database, waiting out other processes that open it too.
+
+        Workers of one server start together, and SQLite refuses a second
+        process setting up the same database at that moment ("database is
+        locked") rather than waiting; the open is tried again for up to
+        OPEN_WAIT seconds before that counts as a failure.
+        """
+        deadline = time.monotonic() + OPEN_WAIT
+        pause = 0.01
+        while True:
+            try:
+                return diskcache.Cache(
+                    str(self.directory),
+                    size_limit=max_bytes,
+                    eviction_policy="least-recently-stored",
+                    tag_index=True,
+                    disk=_PlainDisk,
+                    # Stop the write-ahead log from staying at its largest size.
+                    sqlite_journal_size_limit=min(max_bytes, 4 * 1024 * 1024),
+                )
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
 
     @classmethod
     def from_config(cls, config: StoreConfig) -> BaseStore:
