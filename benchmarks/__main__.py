@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 
 from . import (
+    bench_memoize,
     bench_near,
     bench_remote,
     bench_server,
@@ -24,6 +25,7 @@ from . import (
 
 BENCHES: list[tuple[str, Callable[[list[str]], None]]] = [
     ("bench_views", bench_views.main),
+    ("bench_memoize", bench_memoize.main),
     ("bench_remote", bench_remote.main),
     ("bench_near", bench_near.main),
     ("bench_stampede", bench_stampede.main),

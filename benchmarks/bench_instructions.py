@@ -10,11 +10,13 @@ measured against, in the same run:
   a bare Flask view and Flask-Caching on SimpleCache, and with
   ``CACHE_FAST_LANE`` on;
 - ``memoize``: a ``@memoize`` hit on the memory store, beside a plain call
-  of the function and Flask-Caching's ``@memoize``;
+  of the function and Flask-Caching's ``@memoize``, for an int result and
+  for a dict (kept pickled by both);
 - ``memcached`` and ``redis``: a view hit, beside a bare view, a bare view
   that also makes one raw client get of the same body, and Flask-Caching;
-  and a hit in the near cache in front of that server, beside a hit on the
-  memory store.
+  a hit in the near cache in front of that server, beside a hit on the
+  memory store; and a ``@memoize`` hit (``memo_*``), beside one raw client
+  get and unpickle of the same value, and Flask-Caching's.
   Their servers are started here, from their binaries, when present.
 
 ``make bench-instructions`` runs it; ``--few``/``--many``, ``--groups`` and
@@ -100,6 +102,40 @@ def _remote_cases(kind: str) -> dict[str, Callable[[], Flask]]:
     }
 
 
+def _remote_memoize_calls(kind: str) -> dict[str, Callable[[], Callable[[], object]]]:
+    """``@memoize`` on a remote store, beside one raw client get of the same pickled value."""
+    import pickle
+
+    from . import bench_memoize
+
+    address = os.environ["BENCH_SERVER"]
+    if kind == "memcached":
+        ours = {"CACHE_TYPE": "memcached", "CACHE_MEMCACHED_SERVERS": [address]}
+        theirs = {"CACHE_TYPE": "MemcachedCache", "CACHE_MEMCACHED_SERVERS": [address]}
+    else:
+        ours = {"CACHE_TYPE": "redis", "CACHE_REDIS_URL": f"redis://{address}/0"}
+        theirs = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": f"redis://{address}/0"}
+
+    def raw_get() -> Callable[[], object]:
+        if kind == "memcached":
+            from pymemcache.client.base import Client
+
+            host, port = address.split(":")
+            client: Any = Client((host, int(port)), no_delay=True)
+        else:
+            import redis
+
+            client = redis.Redis.from_url(f"redis://{address}/0")
+        client.set("raw-value", pickle.dumps(bench_memoize.total(20, 22)))
+        return lambda: pickle.loads(client.get("raw-value"))
+
+    return {
+        "memo_raw_get": raw_get,
+        "memo_stash": lambda: bench_memoize.stash_call(ours),
+        "memo_caching": lambda: bench_memoize.flask_caching_call(theirs),
+    }
+
+
 def _memoize_calls() -> dict[str, Callable[[], Callable[[], object]]]:
     """Each case builds the call to repeat, inside an app context it keeps pushed."""
 
@@ -135,12 +171,30 @@ def _memoize_calls() -> dict[str, Callable[[], Callable[[], object]]]:
         app.app_context().push()
         return lambda: total(20, 22)
 
-    return {"plain_call": plain, "flask_stash": ours, "flask_caching": theirs}
+    def ours_dict() -> Callable[[], object]:
+        from . import bench_memoize
+
+        return bench_memoize.stash_call({"CACHE_TYPE": "memory"})
+
+    def theirs_dict() -> Callable[[], object]:
+        from . import bench_memoize
+
+        return bench_memoize.flask_caching_call({"CACHE_TYPE": "SimpleCache"})
+
+    return {
+        "plain_call": plain,
+        "flask_stash": ours,
+        "flask_caching": theirs,
+        "stash_dict": ours_dict,
+        "caching_dict": theirs_dict,
+    }
 
 
 def run_hits(group: str, case: str, hits: int) -> None:
     if group == "memoize":
         call = _memoize_calls()[case]()
+    elif case.startswith("memo_"):
+        call = _remote_memoize_calls(group)[case]()
     else:
         cases = _memory_cases() if group == "memory" else _remote_cases(group)
         app = cases[case]()
@@ -163,7 +217,7 @@ def run_hits(group: str, case: str, hits: int) -> None:
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "memory": ("bare", "flask_stash", "flask_caching", "fast_lane"),
-    "memoize": ("plain_call", "flask_stash", "flask_caching"),
+    "memoize": ("plain_call", "flask_stash", "flask_caching", "stash_dict", "caching_dict"),
     "memcached": (
         "bare",
         "bare_raw_get",
@@ -171,8 +225,21 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "flask_caching",
         "near_cache",
         "memory_store",
+        "memo_raw_get",
+        "memo_stash",
+        "memo_caching",
     ),
-    "redis": ("bare", "bare_raw_get", "flask_stash", "flask_caching", "near_cache", "memory_store"),
+    "redis": (
+        "bare",
+        "bare_raw_get",
+        "flask_stash",
+        "flask_caching",
+        "near_cache",
+        "memory_store",
+        "memo_raw_get",
+        "memo_stash",
+        "memo_caching",
+    ),
 }
 TITLES = {
     "memory": "view hit, memory store, with a query string",
@@ -280,6 +347,10 @@ def main(argv: list[str] | None = None) -> None:
         if {"near_cache", "memory_store"} <= set(per_hit):
             near = per_hit["near_cache"] / per_hit["memory_store"]
             print(f"  near-cache hit / memory-store hit = {near:.2f}")
+        if {"memo_raw_get", "memo_stash", "memo_caching"} <= set(per_hit):
+            ratio = per_hit["memo_stash"] / per_hit["memo_raw_get"]
+            theirs = per_hit["memo_caching"] / per_hit["memo_raw_get"]
+            print(f"  @memoize: flask_stash / raw get = {ratio:.2f}; flask_caching = {theirs:.2f}")
         sys.stdout.flush()
 
 

@@ -40,7 +40,14 @@ from .keys import (
     source_hash,
     stable_repr,
 )
-from .signals import cache_memoize_hit, cache_memoize_miss, cache_view_hit, cache_view_miss
+from .signals import (
+    cache_hit,
+    cache_memoize_hit,
+    cache_memoize_miss,
+    cache_view_hit,
+    cache_view_miss,
+)
+from .stores.memory import MemoryStore, frozen_size
 
 if TYPE_CHECKING:
     from .extension import Cache
@@ -61,6 +68,7 @@ logger = logging.getLogger("flask_stash")
 
 #: What an app without Flask-Stash's state holds: nothing (one dict, not one per call).
 _NONE: dict[Any, Any] = {}
+_EXT = "flask_stash"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -146,16 +154,26 @@ class FunctionCache:
         tags: list[str],
         compute: Callable[[], Any],
         call: Call = _NO_CALL,
+        known: KnownCall | None = None,
     ) -> Any:
-        """The cached value of one call (see :func:`.engine.get_or_compute`)."""
+        """The cached value of one call (see :func:`.engine.get_or_compute`).
+
+        A fresh hit on the memory store is kept in *known*, if given.
+        """
         found = None
         if self.forced_update is None:
             if self.is_stale is None and not state.settings.enable_signals:
                 # The common hit, answered here; anything else goes to the
                 # engine with what was read, not read again.
-                found = state.entries.get_many(engine.read_keys(key, tags), self.name)
+                store = state.store
+                # Read before the entry: a write after it makes the hit kept stale.
+                writes = store.writes if type(store) is MemoryStore else None
+                keys = engine.read_keys(key, tags)
+                found = state.entries.get_many(keys, self.name)
                 hit, value = engine.plain_value(state, self.name, key, found)
                 if hit:
+                    if known is not None and writes is not None and state.entries is state.guard:
+                        known.remember(state, cast(MemoryStore, store), writes, found[0], keys)
                     return value
             forced = False
         else:
@@ -355,6 +373,65 @@ async def _awaited(compute: Callable[[], Awaitable[Any]]) -> Any:
     return await compute()
 
 
+class KnownCall:
+    """A call with plain arguments: its key and tags, worked out once.
+
+    On the memory store it also keeps its last fresh hit (:meth:`recall`):
+    while the store's write count is the one seen before that read, nothing
+    the hit depended on (the entry, its tags' versions) can have changed, so
+    the next call is answered without reading again. Only entries the store
+    keeps as they are (immutable values) are kept here, so no caller gets an
+    object another caller could change.
+    """
+
+    __slots__ = ("hit", "key", "tags", "types")
+
+    def __init__(self, key: str, tags: list[str]) -> None:
+        self.key = key
+        self.tags = tags  # shared: callers only read it
+        #: The types of the positional arguments it was remembered for.
+        self.types: tuple[type, ...] = ()
+        #: (state, store, its write count, fresh_until, value, the store's
+        #: LRU touch, full keys read, and for a value kept pickled, what
+        #: reads a new copy of its entry).
+        self.hit: (
+            tuple[
+                AppState,
+                MemoryStore,
+                int,
+                float,
+                Any,
+                Callable[[str], None],
+                tuple[str, ...],
+                Callable[[], Any] | None,
+            ]
+            | None
+        ) = None
+
+    def remember(
+        self, state: AppState, store: MemoryStore, writes: int, entry: MemoEntry, keys: list[str]
+    ) -> None:
+        """Keep a fresh hit read while the store's write count was *writes*."""
+        full_keys = tuple(store.key_prefix + key for key in keys)
+        thaw = None
+        if frozen_size(entry) is None:
+            # The store keeps it pickled and returns a new copy each time:
+            # so must we, from the same bytes.
+            thaw = store.reader(full_keys[0])
+            if thaw is None:
+                return
+        self.hit = (
+            state,
+            store,
+            writes,
+            entry.fresh_until,
+            entry.value,
+            store.mark_read,
+            full_keys,
+            thaw,
+        )
+
+
 @dataclass(frozen=True)
 class Memoized:
     """How a memoized function names its entries; kept on the wrapper."""
@@ -372,7 +449,12 @@ class Memoized:
 
     @functools.cached_property
     def calls(self) -> BoundedMemo:
-        """Keys and tags of calls with plain arguments, by their arguments (bounded)."""
+        """Calls with plain keyword arguments (or checked sources), by value and type."""
+        return BoundedMemo()
+
+    @functools.cached_property
+    def positional(self) -> BoundedMemo:
+        """Calls with plain positional arguments only, by value (bounded)."""
         return BoundedMemo()
 
     @functools.cached_property
@@ -401,33 +483,64 @@ class Memoized:
         A method's instance tag reuses the text its ``self`` was bound to,
         so the instance is written out once per call.
         """
-        # Calls with plain arguments are remembered: binding them to the
-        # signature and hashing their text is most of what a hit costs. The
-        # types are part of the memo's key, since 1, 1.0 and True are equal
-        # keys of a dict but not the same call.
-        memo: tuple[object, ...] | None = (
+        known = self.recall(args, kwargs, source_check)
+        if known is not None:
+            return known.key, known.tags
+        return self._key_and_tags(args, kwargs, source_check)
+
+    def recall(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], source_check: bool
+    ) -> KnownCall | None:
+        """The :class:`KnownCall` of a call with plain arguments; None for any other.
+
+        Calls with plain arguments are remembered: binding them to the
+        signature and hashing their text is most of what a hit costs.
+        """
+        if kwargs or source_check:
+            return self._recall_keyed(args, kwargs, source_check)
+        # Positional calls are looked up by their arguments alone, and the
+        # types they were remembered with are checked after: 1, 1.0 and True
+        # are one key of a dict but not the same call.
+        try:
+            known: KnownCall | None = self.positional.get(args)
+        except TypeError:  # an unhashable argument: not a plain call
+            return None
+        if known is not None:
+            types = known.types
+            index = 0
+            for arg in args:  # a loop in this frame: cheaper than building a tuple
+                if type(arg) is not types[index]:
+                    return None
+                index += 1  # noqa: SIM113 (enumerate() costs more here)
+            return known
+        for arg in args:
+            if type(arg) not in _PLAIN_ARGUMENTS:
+                return None
+        known = KnownCall(*self._key_and_tags(args, kwargs, source_check))
+        known.types = tuple(map(type, args))
+        if _text_length(args, kwargs) <= MEMO_QUERY_LENGTH:
+            self.positional.remember(args, known)
+        return known
+
+    def _recall_keyed(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], source_check: bool
+    ) -> KnownCall | None:
+        """:meth:`recall` for calls with keyword arguments, or under ``source_check``."""
+        memo: tuple[object, ...] = (
             source_check,
             args,
             tuple(map(type, args)),
-            tuple((name, type(value), value) for name, value in kwargs.items()) if kwargs else (),
+            tuple((name, type(value), value) for name, value in kwargs.items()),
         )
-        for arg in args:  # a loop in this frame: all() would build a generator per call
-            if type(arg) not in _PLAIN_ARGUMENTS:
-                memo = None
-                break
-        if kwargs and memo is not None:
-            for value in kwargs.values():
-                if type(value) not in _PLAIN_ARGUMENTS:
-                    memo = None
-                    break
-        if memo is not None:
-            known: tuple[str, list[str]] | None = self.calls.get(memo)
-            if known is not None:
-                return known  # the tags list is shared: callers only read it
-        found = self._key_and_tags(args, kwargs, source_check)
-        if memo is not None and _text_length(args, kwargs) <= MEMO_QUERY_LENGTH:
-            self.calls.remember(memo, found)
-        return found
+        for value in (*args, *kwargs.values()):
+            if type(value) not in _PLAIN_ARGUMENTS:
+                return None
+        known: KnownCall | None = self.calls.get(memo)
+        if known is None:
+            known = KnownCall(*self._key_and_tags(args, kwargs, source_check))
+            if _text_length(args, kwargs) <= MEMO_QUERY_LENGTH:
+                self.calls.remember(memo, known)
+        return known
 
     def _key_and_tags(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], source_check: bool
@@ -466,7 +579,7 @@ def _state_of(cache: Cache) -> AppState:
     """
     ctx = _cv_app.get(None)
     if ctx is not None:
-        found: AppState | None = ctx.app.extensions.get("flask_stash", _NONE).get(cache)
+        found: AppState | None = ctx.app.extensions.get(_EXT, _NONE).get(cache)
         if found is not None:
             return found
     return cache.state()
@@ -566,6 +679,11 @@ def memoize(
             return key, [*own, *extra]
 
         key_and_tags = meta.key_and_tags if tags is None else with_extra_tags
+        # Calls that nothing but the entry decides can be answered from the last hit.
+        plain = tags is None and forced_update is None and is_stale is None
+        fast = plain and bypass is None
+        positional = meta.positional
+        name = meta.name
 
         if inspect.iscoroutinefunction(f):
 
@@ -583,16 +701,67 @@ def memoize(
             wrapper = decorated_async
         else:
 
-            @functools.wraps(f)
-            def decorated(*args: Any, **kwargs: Any) -> Any:
+            def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
                 if bypass is not None and bypass(args, kwargs):
                     return f(*args, **kwargs)
                 state = _state_of(cache)
                 state.begin()
-                key, entry_tags = key_and_tags(args, kwargs, state.settings.source_check)
+                source_check = state.settings.source_check
+                known = meta.recall(args, kwargs, source_check) if plain else None
+                if known is not None:
+                    key, entry_tags = known.key, known.tags
+                elif plain:  # not a plain call: recall() said so already
+                    key, entry_tags = meta._key_and_tags(args, kwargs, source_check)
+                else:
+                    key, entry_tags = key_and_tags(args, kwargs, source_check)
                 return entries.get_or_compute(
-                    state, key, entry_tags, lambda: f(*args, **kwargs), (args, kwargs)
+                    state, key, entry_tags, lambda: f(*args, **kwargs), (args, kwargs), known
                 )
+
+            @functools.wraps(f)
+            def decorated(*args: Any, **kwargs: Any) -> Any:
+                # The common hit, answered here: a positional call whose last
+                # hit on the memory store (KnownCall.hit) still stands, since
+                # the store has not changed since. Everything else is call().
+                if fast and not kwargs:
+                    try:
+                        known = positional.get(args)
+                    except TypeError:  # unhashable: not a plain call
+                        known = None
+                    if known is not None:
+                        hit = known.hit
+                        if hit is not None and hit[1].writes == hit[2]:
+                            ctx = _cv_app.get(None)
+                            state = hit[0]
+                            if (
+                                ctx is not None
+                                and ctx.app.extensions.get(_EXT, _NONE).get(cache) is state
+                                and (not hit[3] or state.clock() < hit[3])
+                            ):
+                                types = known.types
+                                index = 0
+                                for arg in args:
+                                    if type(arg) is not types[index]:
+                                        break  # 1, 1.0 and True: equal keys, other calls
+                                    index += 1  # noqa: SIM113 (enumerate() costs more here)
+                                else:
+                                    touch = hit[5]  # keep the LRU order as a read would
+                                    for full_key in hit[6]:
+                                        try:  # noqa: SIM105
+                                            touch(full_key)
+                                        except KeyError:  # evicted: the count has moved
+                                            pass
+                                    # Stats.hit, inlined (a signal receiver: the call itself).
+                                    stats = state.stats
+                                    counters = stats.by_name.get(name)
+                                    if counters is None or cache_hit.receivers:
+                                        stats.hit(name, known.key)
+                                    else:
+                                        stats.total.hits += 1
+                                        counters.hits += 1
+                                    thaw = hit[7]
+                                    return hit[4] if thaw is None else thaw().value
+                return call(args, kwargs)
 
             wrapper = decorated
 

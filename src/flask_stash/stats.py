@@ -33,7 +33,7 @@ __all__ = ["Counters", "History", "Stats"]
 logger = logging.getLogger("flask_stash")
 
 
-@dataclass
+@dataclass(slots=True)
 class Counters:
     """What happened to one view or function, or to all of them."""
 

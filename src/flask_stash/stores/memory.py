@@ -89,6 +89,10 @@ class MemoryStore(BaseStore):
         self._data: OrderedDict[str, _Entry] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        #: Counts every change to what the store holds (writes, deletes,
+        #: evictions, expiries), each after it is made: a reader that saw
+        #: the same count before and after a read knows nothing changed since.
+        self.writes = 0
 
     @classmethod
     def from_config(cls, config: StoreConfig) -> BaseStore:
@@ -134,6 +138,7 @@ class MemoryStore(BaseStore):
         if entry.expires and entry.expires <= self.clock():
             del self._data[key]
             self._bytes -= entry.size
+            self.writes += 1
             return None
         return entry
 
@@ -143,12 +148,14 @@ class MemoryStore(BaseStore):
         if old is not None:
             self._bytes -= old.size
         if entry.size > self.max_bytes:
+            self.writes += 1
             return False
         self._data[key] = entry
         self._bytes += entry.size
         while len(self._data) > self.threshold or self._bytes > self.max_bytes:
             _, evicted = self._data.popitem(last=False)
             self._bytes -= evicted.size
+        self.writes += 1
         return True
 
     def get(self, key: str) -> Any:
@@ -195,12 +202,37 @@ class MemoryStore(BaseStore):
                 found.append(None)
         return found
 
+    def reader(self, full_key: str) -> Callable[[], Any] | None:
+        """What reads a new copy of the value now held at *full_key*; None if there is none.
+
+        For a pickled value: each call unpickles the same bytes, so no two
+        callers share one object, as with :meth:`get`.
+        """
+        entry = self._data.get(full_key)
+        if entry is None:
+            return None
+        loads, blob, pickled = self.serializer.loads, entry.value, entry.pickled
+        if pickled is None:
+            return lambda: entry.value
+        return lambda: loads(blob, pickled)
+
+    @property
+    def mark_read(self) -> Callable[[str], None]:
+        """Mark a full key (prefix included) as just read, for the LRU order.
+
+        For readers that answer from what they read earlier, while
+        :attr:`writes` says it is still what the store holds. Raises
+        KeyError for a key no longer held.
+        """
+        return self._data.move_to_end
+
     def _expire(self, key: str, entry: _Entry) -> None:
         """Remove *entry* at *key*, unless another thread replaced it meanwhile."""
         with self._lock:
             if self._data.get(key) is entry:
                 del self._data[key]
                 self._bytes -= entry.size
+                self.writes += 1
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         key = self.key_prefix + key
@@ -222,12 +254,14 @@ class MemoryStore(BaseStore):
             if entry is None:
                 return False
             self._bytes -= entry.size
+            self.writes += 1
             return True
 
     def clear(self) -> bool:
         with self._lock:
             self._data.clear()
             self._bytes = 0
+            self.writes += 1
         return True
 
     def has(self, key: str) -> bool:
