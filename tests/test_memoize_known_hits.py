@@ -117,9 +117,7 @@ def test_an_expired_entry_is_not_served_from_the_remembered_hit(
     assert calls["double"] == 2
 
 
-def test_equal_arguments_of_other_types_are_other_calls(
-    cache: Cache, calls: Counter[str]
-) -> None:
+def test_equal_arguments_of_other_types_are_other_calls(cache: Cache, calls: Counter[str]) -> None:
     @cache.memoize()
     def show(value: object) -> str:
         calls[repr(value)] += 1
@@ -148,9 +146,7 @@ def test_a_mutable_result_is_a_new_copy_on_every_hit(cache: Cache) -> None:
     assert third is not second
 
 
-def test_a_remembered_hit_keeps_its_entry_recently_used(
-    app: Flask, calls: Counter[str]
-) -> None:
+def test_a_remembered_hit_keeps_its_entry_recently_used(app: Flask, calls: Counter[str]) -> None:
     cache = Cache(app, config={"CACHE_TYPE": "memory", "CACHE_THRESHOLD": 4})
 
     @cache.memoize()
