@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
 
 .PHONY: install run test lint typecheck bench bench-instructions bench-faults clean
 
@@ -14,9 +16,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Serve the demo app at http://127.0.0.1:5000 on the in-process store.
+## Serve the demo app at http://127.0.0.1:5000 on the in-process store
+## (`make run PORT=5001 HOST=0.0.0.0` to change where).
 run: $(STAMP)
-	$(BIN)/flask --app flask_stash.demo:create_app run --host 127.0.0.1 --port 5000
+	$(BIN)/flask --app flask_stash.demo:create_app run --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from flask_stash.demo import create_app
+from flask_stash.demo.app import cache as demo_cache
 
 
 def test_parameterised_view_keeps_names_apart() -> None:
@@ -22,7 +23,7 @@ def test_slow_view_is_fast_once_cached() -> None:
     started = time.perf_counter()
     first = client.get("/slow").text
     assert time.perf_counter() - started >= 0.5
-    assert client.get("/slow").text == first
+    assert _without_status(client.get("/slow").text) == _without_status(first)
 
 
 def test_blueprint_hooks_run_on_a_hit() -> None:
@@ -31,7 +32,7 @@ def test_blueprint_hooks_run_on_a_hit() -> None:
     hit = client.get("/shop/")
     assert miss.headers["X-Hooks"] == "app before_request, blueprint before_request, view"
     assert hit.headers["X-Hooks"] == "app before_request, blueprint before_request"
-    assert hit.text == miss.text
+    assert _without_status(hit.text) == _without_status(miss.text)
     stats = client.get("/stats").text
     assert stats.index("app before_request") < stats.index("blueprint before_request")
 
@@ -106,3 +107,63 @@ def test_metrics_are_served_when_prometheus_client_is_installed() -> None:
         'flask_stash_misses_total{name="flask_stash.demo.app.create_app.<locals>.index"} 1.0'
         in (text)
     )
+
+
+def _without_status(page: str) -> str:
+    """The page without its status line, which differs between a miss and a hit."""
+    return re.sub(r'<p class="cache-status">.*?</p>', "", page)
+
+
+def _status_line(page: str) -> str:
+    found = re.search(r'<p class="cache-status">Cache: (.*?)</p>', page)
+    assert found is not None, "the page has no cache status line"
+    return found.group(1)
+
+
+def test_every_response_says_what_the_cache_did() -> None:
+    client = create_app().test_client()
+    miss = client.get("/?name=carol")
+    hit = client.get("/?name=carol")
+    assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("MISS", "HIT")
+    assert miss.headers["Cache-Control"] == "public, max-age=60"
+    assert hit.headers["Cache-Control"].startswith("public, max-age=")
+    assert "Age" in hit.headers
+
+
+def test_each_page_shows_its_outcome_age_and_key() -> None:
+    app = create_app()
+    client = app.test_client()
+    key = "view//|GET|http://localhost|name=dave"
+    assert (
+        _status_line(client.get("/?name=dave").text) == f"MISS · age 0 s · key <code>{key}</code>"
+    )
+    assert _status_line(client.get("/?name=dave").text).startswith("HIT · age ")
+    assert key in _status_line(client.get("/?name=dave").text)
+    with app.app_context():
+        assert demo_cache.get(key) is not None  # the key shown is the one stored
+    assert _status_line(client.get("/stats").text) == "not cached: made for this request"
+
+
+def test_a_page_revalidated_with_its_etag_is_the_page_sent() -> None:
+    client = create_app().test_client()
+    first = client.get("/?name=erin")
+    again = client.get("/?name=erin", headers={"If-None-Match": first.headers["ETag"]})
+    # The ETag belongs to the page as sent (with its status line), not as
+    # stored: a browser holding the MISS page is sent the HIT page.
+    assert again.status_code == 200
+    assert _status_line(again.text).startswith("HIT")
+
+
+def test_make_run_takes_port_and_host() -> None:
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        ["make", "-n", "run", "PORT=5001", "HOST=0.0.0.0"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--host 0.0.0.0 --port 5001" in done.stdout

@@ -83,6 +83,10 @@ def test_stats_page_draws_the_hit_ratio_chart(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # The demo sends Cache-Control, so the browser would answer repeat
+    # visits from its own cache; this test counts what reaches the server.
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
     # Two seconds of traffic: one miss then hits, then only hits.
     for _ in range(3):
         browser.get(f"{demo_url}/?name=a")

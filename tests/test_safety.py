@@ -711,6 +711,34 @@ def test_send_cache_control_gives_the_remaining_freshness() -> None:
     assert client.get("/own").headers.get_all("Cache-Control") == ["public, max-age=5"]
 
 
+def test_send_cache_control_is_on_the_first_response_too() -> None:
+    app, cache, clock = fake_clock_app(CACHE_SEND_CACHE_CONTROL=True)
+
+    @app.route("/")
+    @cache.cached(timeout=100)
+    def index() -> str:
+        return "fresh"
+
+    @app.route("/own")
+    @cache.cached(timeout=100)
+    def own() -> Response:
+        return Response("own", headers={"Cache-Control": "public, max-age=5"})
+
+    @app.route("/mine")
+    @cache.cached(timeout=100, per_user=True)
+    def mine() -> str:
+        return f"hello {session.get('user')}"
+
+    client = app.test_client()
+    miss = client.get("/")
+    assert miss.headers["Cache-Control"] == "public, max-age=100"
+    assert client.get("/own").headers.get_all("Cache-Control") == ["public, max-age=5"]
+    alice = login(app.test_client(), user="alice")
+    first = alice.get("/mine")
+    assert first.text == "hello alice"
+    assert first.headers["Cache-Control"] == "private, max-age=100"
+
+
 def test_cache_control_is_not_sent_by_default(app: Flask, cache: Cache) -> None:
     @app.route("/")
     @cache.cached(timeout=100)

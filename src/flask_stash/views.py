@@ -719,6 +719,12 @@ class CachedView:
         )
         if state.settings.x_cache_header:
             response.headers["X-Cache"] = "MISS"
+        if state.settings.send_cache_control and "Cache-Control" not in response.headers:
+            # What the hits that follow will say, from the start.
+            personal = self.options.per_user or flags & NEEDS_EMPTY_SESSION
+            scope = "private" if personal else "public"
+            max_age = timeout if timeout else 31536000
+            response.headers["Cache-Control"] = f"{scope}, max-age={max_age}"
         # Shared with the requests waiting in this process even if the store
         # did not take it: a sick store must not turn into a stampede.
         return Computed(response, frozen, variant)

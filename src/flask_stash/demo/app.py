@@ -11,6 +11,10 @@
   ratio over the last five minutes as a chart, fed by ``/stats/history.json``
   (``/stats.json`` has the counters);
 - ``/metrics``: the counters for Prometheus, when prometheus-client is installed.
+
+Every response says what the cache did (``X-Cache``, ``Age``,
+``Cache-Control``), and every page shows it in its status line: hit or
+miss, its age and its key.
 """
 
 from __future__ import annotations
@@ -19,14 +23,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, g, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 
 from flask_stash import Cache
 
 cache = Cache()
 
 shop = Blueprint("shop", __name__, url_prefix="/shop")
+
+#: Where a page shows what the cache did for it (see ``show_cache_status``).
+STATUS_MARK = "<!-- cache status -->"
 
 #: The order the hooks ran in on the last shop request; shown on /stats.
 HOOK_TRACE: list[str] = []
@@ -59,7 +67,13 @@ def primes(n: int) -> list[int]:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the demo app; *config* overrides its defaults (tests use this)."""
     app = Flask(__name__)
-    app.config.update(CACHE_TYPE="memory", CACHE_DEFAULT_TIMEOUT=60)
+    # X-Cache and Cache-Control make what the cache did visible to curl -i.
+    app.config.update(
+        CACHE_TYPE="memory",
+        CACHE_DEFAULT_TIMEOUT=60,
+        CACHE_X_CACHE_HEADER=True,
+        CACHE_SEND_CACHE_CONTROL=True,
+    )
     if config:
         app.config.update(config)
     cache.init_app(app)
@@ -76,6 +90,30 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             response.headers["X-Hooks"] = ", ".join(g.hooks)
         # One sample of the running totals per second, for the chart on /stats.
         cache.stats.history.sample()
+        return show_cache_status(response)
+
+    def show_cache_status(response: Response) -> Response:
+        """Write what the cache did for this response into the page's status line.
+
+        The stored page keeps the placeholder: this runs after the cache, on
+        hits too, so each visit shows its own outcome, age and key.
+        """
+        if response.mimetype != "text/html" or response.direct_passthrough:
+            return response
+        body = response.get_data(as_text=True)
+        if STATUS_MARK not in body:
+            return response
+        outcome = response.headers.get("X-Cache")
+        make_key = getattr(app.view_functions.get(request.endpoint or ""), "make_cache_key", None)
+        if outcome is None or make_key is None:
+            status = Markup("not cached: made for this request")
+        else:
+            status = Markup("{} · age {} s · key <code>{}</code>").format(
+                outcome, response.headers.get("Age", "0"), make_key()
+            )
+        response.set_data(body.replace(STATUS_MARK, status, 1))
+        if "ETag" in response.headers:
+            response.add_etag(overwrite=True)  # the page sent is not the one stored
         return response
 
     @app.route("/")
