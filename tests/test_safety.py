@@ -712,7 +712,7 @@ def test_send_cache_control_gives_the_remaining_freshness() -> None:
 
 
 def test_send_cache_control_is_on_the_first_response_too() -> None:
-    app, cache, clock = fake_clock_app(CACHE_SEND_CACHE_CONTROL=True)
+    app, cache, _ = fake_clock_app(CACHE_SEND_CACHE_CONTROL=True)
 
     @app.route("/")
     @cache.cached(timeout=100)

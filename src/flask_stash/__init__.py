@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .config import ConfigWarning
 from .errors import ConfigurationError, SerializationError, StashError
 from .extension import Cache
 from .jinja import make_template_fragment_key
@@ -27,6 +28,7 @@ __all__ = [
     "BaseStore",
     "Cache",
     "CachedResponse",
+    "ConfigWarning",
     "ConfigurationError",
     "Counters",
     "History",

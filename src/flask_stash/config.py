@@ -1,14 +1,19 @@
 """Reading and checking the ``CACHE_*`` configuration.
 
-Every key is checked here, once, at ``init_app``: a typo or a wrong type
-fails at start-up with a message that says what is accepted, never later
-on the first request.
+Every key is checked here, once, at ``init_app``: a wrong type fails at
+start-up with a message that names the key and says what is accepted, never
+later on the first request, and a ``CACHE_*`` key that no setting has (a
+typo, most often) draws a :class:`ConfigWarning` naming the nearest setting.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Callable, Mapping
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult
@@ -26,7 +31,7 @@ from .stores import (
 )
 from .stores.near import wrap_near
 
-__all__ = ["DEFAULTS", "Settings", "load_settings"]
+__all__ = ["DEFAULTS", "KNOWN_KEYS", "ConfigWarning", "Settings", "load_settings"]
 
 logger = logging.getLogger("flask_stash")
 
@@ -145,21 +150,294 @@ class Settings:
             raise ConfigurationError(f"CACHE_NEAR_TTL: {err}") from err
 
 
-def _number(values: Mapping[str, Any], key: str, minimum: float, *, integer: bool = True) -> Any:
-    value = values[key]
-    kinds = (int,) if integer else (int, float)
-    if type(value) is bool or not isinstance(value, kinds) or value < minimum:
-        what = "a whole number" if integer else "a number"
-        raise ConfigurationError(f"{key} must be {what} of at least {minimum}, got {value!r}")
+class ConfigWarning(UserWarning):
+    """A ``CACHE_*`` key that Flask-Stash does not read: most likely a typo."""
+
+
+#: A check takes a key and its value, raises ConfigurationError if the value
+#: is not accepted, and returns the value in the form the rest of the code reads.
+Check = Callable[[str, Any], Any]
+
+#: How much of a wrong value's repr a message shows.
+_SHOWN_LENGTH = 80
+
+
+def _shown(key: str, value: Any) -> str:
+    """The value for an error message: its repr, cut short; a secret only by type."""
+    if key.endswith(("PASSWORD", "SECRET_KEY")):
+        return f"a value of type {type(value).__qualname__} (not shown: it is a secret)"
+    text = repr(value)
+    if len(text) > _SHOWN_LENGTH:
+        text = text[: _SHOWN_LENGTH - 3] + "..."
+    return text
+
+
+def _refuse(key: str, value: Any, accepted: str) -> ConfigurationError:
+    return ConfigurationError(f"{key} must be {accepted}; got {_shown(key, value)}")
+
+
+def _whole(minimum: int) -> Check:
+    """An int of at least *minimum*; a bool or a string of digits is refused."""
+
+    def check(key: str, value: Any) -> Any:
+        if type(value) is bool or not isinstance(value, int) or value < minimum:
+            raise _refuse(key, value, f"a whole number of at least {minimum}")
+        return value
+
+    return check
+
+
+def _number(minimum: float, *, above: bool = False) -> Check:
+    """An int or float of at least *minimum* (more than it, when *above*); NaN is refused."""
+    accepted = f"a number {'more than' if above else 'of at least'} {minimum:g}"
+
+    def check(key: str, value: Any) -> Any:
+        if type(value) is bool or not isinstance(value, (int, float)):
+            raise _refuse(key, value, accepted)
+        if not (value > minimum if above else value >= minimum):
+            raise _refuse(key, value, accepted)
+        return value
+
+    return check
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(key: str, value: Any) -> bool:
+    """A bool; also 1/0 and the strings an environment variable would hold."""
+    if type(value) is bool:
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+    raise _refuse(
+        key,
+        value,
+        'True or False (or one of the strings "true"/"false", "yes"/"no", "on"/"off", "1"/"0")',
+    )
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _refuse(key, value, "a string")
     return value
+
+
+def _path(key: str, value: Any) -> Any:
+    if not isinstance(value, (str, os.PathLike)):
+        raise _refuse(key, value, "a string or a path (os.PathLike)")
+    return value
+
+
+def _choice(*choices: str) -> Check:
+    """One of *choices*, case-insensitively; returned in lower case."""
+
+    def check(key: str, value: Any) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in choices:
+            raise _refuse(key, value, "one of " + ", ".join(map(repr, choices)))
+        return value.strip().lower()
+
+    return check
+
+
+def _mapping(key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _refuse(key, value, "a dict of keyword arguments for the store")
+    return value
+
+
+def _list(key: str, value: Any) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise _refuse(key, value, "a list")
+    return value
+
+
+def _callable(key: str, value: Any) -> Any:
+    if not callable(value):
+        raise _refuse(key, value, "a callable, such as hashlib.sha256")
+    return value
+
+
+def _secret(key: str, value: Any) -> Any:
+    if not isinstance(value, (str, bytes)):
+        raise _refuse(key, value, "a string or bytes")
+    return value
+
+
+def _store_type(key: str, value: Any) -> Any:
+    # Which names and paths exist is checked when the store is resolved.
+    if not isinstance(value, (str, type)):
+        raise _refuse(key, value, "a store name, an import path or a store class")
+    return value
+
+
+def _statuses(key: str, value: Any) -> frozenset[int]:
+    accepted = "a collection of HTTP status codes (whole numbers from 100 to 599)"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise _refuse(key, value, accepted)
+    codes = list(value)
+    if not all(type(code) is int and 100 <= code <= 599 for code in codes):
+        raise _refuse(key, value, accepted)
+    return frozenset(codes)
+
+
+def _addresses(key: str, value: Any) -> Any:
+    """Servers as a comma-separated string, or a list of ``"host:port"`` and ``(host, port)``.
+
+    Pairs, as Flask-Caching and pymemcache users write them, become
+    ``"host:port"`` strings (``"[host]:port"`` for IPv6), the one form every
+    store parses.
+    """
+    if isinstance(value, str):
+        return value
+    accepted = 'a list of "host:port" strings or (host, port) pairs (or one comma-separated string)'
+    if not isinstance(value, (list, tuple)):
+        raise _refuse(key, value, accepted)
+    found: list[str] = []
+    for entry in value:
+        if isinstance(entry, str):
+            found.append(entry)
+            continue
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+            raise _refuse(key, value, accepted)
+        host, port = entry
+        if type(port) is not int and not (isinstance(port, str) and port.isdigit()):
+            raise _refuse(key, value, accepted)
+        if not isinstance(host, str) or not host or not 0 < int(port) < 65536:
+            raise _refuse(key, value, accepted)
+        found.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return found
+
+
+def _settled(key: str, value: Any) -> Any:
+    """A value checked where it is used, with a message of its own (see _serializer)."""
+    return value
+
+
+_NUMBER = _number(0)
+_SECONDS = _number(0, above=True)
+
+#: Every key Flask-Stash reads (or accepts from a Flask-Caching config), and its check.
+_CHECKS: dict[str, Check] = {
+    "CACHE_TYPE": _store_type,
+    "CACHE_URL": _text,
+    "CACHE_DEFAULT_TIMEOUT": _whole(0),
+    "CACHE_KEY_PREFIX": _text,
+    "CACHE_THRESHOLD": _whole(1),
+    "CACHE_MAX_BYTES": _whole(1),
+    "CACHE_OPTIONS": _mapping,
+    "CACHE_FAILURE_THRESHOLD": _whole(1),
+    "CACHE_RETRY_INTERVAL": _NUMBER,
+    "CACHE_SERIALIZER": _settled,
+    "CACHE_SECRET_KEY": _secret,
+    "CACHE_SIGNING_ALGORITHM": _settled,
+    "CACHE_CACHEABLE_STATUSES": _statuses,
+    "CACHE_SEND_CACHE_CONTROL": _flag,
+    "CACHE_X_CACHE_HEADER": _flag,
+    "CACHE_FAST_LANE": _flag,
+    "CACHE_LOCK_TIMEOUT": _whole(1),
+    "CACHE_LOCK_WAIT": _NUMBER,
+    "CACHE_NEAR_TTL": _NUMBER,
+    "CACHE_NEAR_MAX_ENTRIES": _whole(1),
+    "CACHE_ENABLE_SIGNALS": _flag,
+    "CACHE_HONOR_FRESHNESS": _flag,
+    "CACHE_HONOR_REQUEST_NO_CACHE": _flag,
+    "CACHE_SOURCE_CHECK": _flag,
+    "CACHE_DIR": _path,
+    "CACHE_MEMCACHED_SERVERS": _addresses,
+    "CACHE_MEMCACHED_USERNAME": _text,
+    "CACHE_MEMCACHED_PASSWORD": _text,
+    "CACHE_MEMCACHED_TIMEOUT": _SECONDS,
+    "CACHE_MEMCACHED_CONNECT_TIMEOUT": _SECONDS,
+    "CACHE_MEMCACHED_MAX_ITEM_SIZE": _whole(1),
+    "CACHE_MEMCACHED_USE_POOLING": _flag,
+    "CACHE_MEMCACHED_MAX_POOL_SIZE": _whole(1),
+    "CACHE_MEMCACHED_RETRY_ATTEMPTS": _whole(0),
+    "CACHE_MEMCACHED_RETRY_TIMEOUT": _NUMBER,
+    "CACHE_MEMCACHED_DEAD_TIMEOUT": _NUMBER,
+    "CACHE_REDIS_URL": _text,
+    "CACHE_REDIS_HOST": _text,
+    "CACHE_REDIS_PORT": _whole(1),
+    "CACHE_REDIS_DB": _whole(0),
+    "CACHE_REDIS_USERNAME": _text,
+    "CACHE_REDIS_PASSWORD": _text,
+    "CACHE_REDIS_MODE": _choice("standalone", "sentinel", "cluster"),
+    "CACHE_REDIS_SENTINELS": _addresses,
+    "CACHE_REDIS_SENTINEL_MASTER": _text,
+    "CACHE_REDIS_SENTINEL_USERNAME": _text,
+    "CACHE_REDIS_SENTINEL_PASSWORD": _text,
+    "CACHE_REDIS_CLUSTER": _addresses,
+    "CACHE_REDIS_SOCKET_TIMEOUT": _SECONDS,
+    "CACHE_REDIS_CONNECT_TIMEOUT": _SECONDS,
+    "CACHE_REDIS_ALLOW_FLUSH": _flag,
+    "CACHE_REDIS_CLIENT_CACHE": _flag,
+    "CACHE_REDIS_CLIENT_CACHE_MAX_SIZE": _whole(1),
+    # Flask-Caching's keys that are accepted and not read (see _UNSUPPORTED too).
+    "CACHE_IGNORE_ERRORS": _flag,
+    "CACHE_NO_NULL_WARNING": _flag,
+    "CACHE_HASH_METHOD": _callable,
+    "CACHE_FILE_HASH_METHOD": _callable,
+    "CACHE_ARGS": _list,
+    "CACHE_UWSGI_NAME": _text,
+}
+
+#: Every ``CACHE_*`` key that does not draw a ConfigWarning.
+KNOWN_KEYS: frozenset[str] = frozenset(_CHECKS)
+
+#: Keys whose None means "not set"; any other key set to None is refused.
+_MAY_BE_NONE = frozenset(key for key in _CHECKS if DEFAULTS.get(key) is None) | {"CACHE_KEY_PREFIX"}
+
+
+def _check_values(merged: dict[str, Any]) -> None:
+    """Check every known key that is set, and store its value as the code reads it."""
+    for key, check in _CHECKS.items():
+        if key not in merged or (merged[key] is None and key in _MAY_BE_NONE):
+            continue
+        merged[key] = check(key, merged[key])
+
+
+def _outside_caller() -> int:
+    """The stacklevel of the first frame outside Flask-Stash: the app's own call."""
+    package = os.path.dirname(__file__) + os.sep
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _warn_unknown(sources: Iterable[Mapping[str, Any]]) -> None:
+    """Warn once for each ``CACHE_*`` key that no setting has, with the nearest name."""
+    seen: set[str] = set()
+    for source in sources:
+        for key in source:
+            if not isinstance(key, str) or not key.startswith("CACHE_"):
+                continue
+            if key in KNOWN_KEYS or key in seen:
+                continue
+            seen.add(key)
+            message = f"{key} is not a Flask-Stash setting"
+            near = difflib.get_close_matches(
+                key[len("CACHE_") :], [name[len("CACHE_") :] for name in KNOWN_KEYS], n=1
+            )
+            if near:
+                message += f"; did you mean CACHE_{near[0]}?"
+            warnings.warn(message, ConfigWarning, stacklevel=_outside_caller())
 
 
 def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
     """Merge *sources* (later ones win) over the defaults, and check them."""
+    given = [source for source in sources if source]
+    _warn_unknown(given)
     merged: dict[str, Any] = dict(DEFAULTS)
-    for source in sources:
-        if source:
-            merged.update(source)
+    for source in given:
+        merged.update(source)
 
     for old, new in _LOOKALIKES.items():
         if merged.get(old) is not None and new not in merged:
@@ -169,6 +447,7 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
         if merged.get(key):
             logger.warning("%s is not read by Flask-Stash: %s", key, why)
 
+    _check_values(merged)
     namespace = {
         key[len("CACHE_") :].lower(): value
         for key, value in merged.items()
@@ -176,11 +455,9 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
     }
 
     store_type: str | type[BaseStore] | None = merged["CACHE_TYPE"]
-    url_text = merged["CACHE_URL"]
+    url_text: str | None = merged["CACHE_URL"]
     url = None
     if url_text is not None:
-        if not isinstance(url_text, str):
-            raise ConfigurationError(f"CACHE_URL must be a string, got {url_text!r}")
         url_type, url = type_for_url(url_text)
         if store_type is not None and resolve_store_class(store_type) is not (
             resolve_store_class(url_type)
@@ -204,66 +481,27 @@ def load_settings(*sources: Mapping[str, Any] | None) -> Settings:
             store_type,
             merged["CACHE_MEMCACHED_USERNAME"],
         )
-    if not isinstance(store_type, (str, type)):
-        raise ConfigurationError(
-            f"CACHE_TYPE must be a string or a store class, got {store_type!r}"
-        )
-
-    key_prefix = merged["CACHE_KEY_PREFIX"]
-    if key_prefix is None:
-        key_prefix = ""
-    if not isinstance(key_prefix, str):
-        raise ConfigurationError(f"CACHE_KEY_PREFIX must be a string, got {key_prefix!r}")
-
-    options = merged["CACHE_OPTIONS"] or {}
-    if not isinstance(options, Mapping):
-        raise ConfigurationError(
-            f"CACHE_OPTIONS must be a dict of keyword arguments for the store, got {options!r}"
-        )
-
-    statuses = merged["CACHE_CACHEABLE_STATUSES"]
-    if isinstance(statuses, (str, bytes)) or not all(
-        type(code) is int and 100 <= code <= 599 for code in statuses
-    ):
-        raise ConfigurationError(
-            f"CACHE_CACHEABLE_STATUSES must be a collection of HTTP status codes, got {statuses!r}"
-        )
-    for key in (
-        "CACHE_SEND_CACHE_CONTROL",
-        "CACHE_X_CACHE_HEADER",
-        "CACHE_FAST_LANE",
-        "CACHE_ENABLE_SIGNALS",
-        "CACHE_HONOR_FRESHNESS",
-        "CACHE_HONOR_REQUEST_NO_CACHE",
-        "CACHE_SOURCE_CHECK",
-        "CACHE_IGNORE_ERRORS",
-        "CACHE_NO_NULL_WARNING",
-    ):
-        if type(merged[key]) is not bool:
-            raise ConfigurationError(f"{key} must be True or False, got {merged[key]!r}")
 
     return Settings(
         store_type=store_type,
         url=url,
-        default_timeout=_number(merged, "CACHE_DEFAULT_TIMEOUT", 0),
-        key_prefix=key_prefix,
-        threshold=_number(merged, "CACHE_THRESHOLD", 1),
-        options=dict(options),
-        failure_threshold=_number(merged, "CACHE_FAILURE_THRESHOLD", 1),
-        retry_interval=_number(merged, "CACHE_RETRY_INTERVAL", 0, integer=False),
+        default_timeout=merged["CACHE_DEFAULT_TIMEOUT"],
+        key_prefix=merged["CACHE_KEY_PREFIX"] or "",
+        threshold=merged["CACHE_THRESHOLD"],
+        options=dict(merged["CACHE_OPTIONS"] or {}),
+        failure_threshold=merged["CACHE_FAILURE_THRESHOLD"],
+        retry_interval=merged["CACHE_RETRY_INTERVAL"],
         serializer=_serializer(merged, resolve_store_class(store_type).shared)
         if factory is None
         else _serializer(merged, False),
-        cacheable_statuses=frozenset(statuses),
+        cacheable_statuses=merged["CACHE_CACHEABLE_STATUSES"],
         send_cache_control=merged["CACHE_SEND_CACHE_CONTROL"],
         x_cache_header=merged["CACHE_X_CACHE_HEADER"],
         fast_lane=merged["CACHE_FAST_LANE"],
-        lock_timeout=_number(merged, "CACHE_LOCK_TIMEOUT", 1),
-        lock_wait=_number(merged, "CACHE_LOCK_WAIT", 0, integer=False),
-        near_ttl=_number(merged, "CACHE_NEAR_TTL", 0, integer=False)
-        if merged["CACHE_NEAR_TTL"] is not None
-        else None,
-        near_max_entries=_number(merged, "CACHE_NEAR_MAX_ENTRIES", 1),
+        lock_timeout=merged["CACHE_LOCK_TIMEOUT"],
+        lock_wait=merged["CACHE_LOCK_WAIT"],
+        near_ttl=merged["CACHE_NEAR_TTL"],
+        near_max_entries=merged["CACHE_NEAR_MAX_ENTRIES"],
         namespace=namespace,
         enable_signals=merged["CACHE_ENABLE_SIGNALS"],
         honor_freshness=merged["CACHE_HONOR_FRESHNESS"],
@@ -286,7 +524,8 @@ def _serializer(merged: Mapping[str, Any], shared: bool) -> Serializer:
     if isinstance(secret, str):
         secret = secret.encode()
     if secret is not None and not isinstance(secret, bytes):
-        raise ConfigurationError("CACHE_SECRET_KEY must be a string or bytes")
+        # Only SECRET_KEY can get here: CACHE_SECRET_KEY was checked with the rest.
+        raise _refuse("SECRET_KEY", secret, "a string or bytes (it signs the cache's entries)")
     # An in-process store only pickles mutable values to copy them; nobody
     # else can write to it, so there is nothing to sign.
     serializer = make_serializer(choice, secret if shared else None, algorithm, shared=shared)
