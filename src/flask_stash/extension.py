@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
+import click
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.sansio.blueprints import BlueprintSetupState
 
@@ -26,7 +27,7 @@ from . import views as _views
 from .arguments import Timeout, seconds
 from .config import load_settings
 from .entries import RETURNED_TEXT, FrozenResponse, MemoEntry
-from .errors import SerializationError
+from .errors import ConfigurationError, SerializationError
 from .guard import GuardedStore
 from .keys import HashMethod, QueryArgs, request_host
 from .state import AppState
@@ -112,8 +113,15 @@ class Cache:
         """
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping of CACHE_* keys, got {config!r}")
-        settings = load_settings(app.config, self.config, config)
-        store = settings.build_store(app)
+        try:
+            settings = load_settings(app.config, self.config, config)
+            store = settings.build_store(app)
+        except ConfigurationError as err:
+            if click.get_current_context(silent=True) is None:
+                raise
+            # Under the flask command, which loads the app before any of our
+            # commands runs: one line with the fix, not a traceback.
+            raise cli.CliConfigurationError(str(err)) from err
         states = app.extensions.setdefault("flask_stash", {})
         old = states.get(self)
         if isinstance(old, AppState):
@@ -517,7 +525,7 @@ class Cache:
             key = meta.key(args, kwargs, state.settings.source_check)
         except TypeError as err:
             raise ValueError(f"delete_memoized({meta.name}): {err}") from err
-        return bool(state.entries.delete(key, meta.name))
+        return bool(state.entries.delete(key, meta.label))
 
     def delete_memoized_verhash(self, f: Callable[..., Any], *args: Any) -> bool:
         """Drop every entry of memoized *f* by deleting its version (Flask-Caching's name).
@@ -530,7 +538,7 @@ class Cache:
         (meta, _), state = found
         # A missing tag version never matches a stored entry (see tags.py),
         # so deleting it invalidates like replacing it.
-        return engine.forget_versions(state, meta.name, [meta.tag])
+        return engine.forget_versions(state, meta.label, [meta.tag])
 
     def delete_cached(
         self,

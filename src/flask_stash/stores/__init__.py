@@ -126,6 +126,9 @@ def _import(path: str, shown_as: str) -> object:
         module = importlib.import_module(module_name)
     except ImportError as err:
         hint = _INSTALL_HINT.get(path)
+        if hint and hint in str(err):
+            # The store's own message already names its extra: say it once.
+            raise ConfigurationError(f"CACHE_TYPE {shown_as!r}: {err}") from err
         extra = f"; install it with pip install '{hint}'" if hint else ""
         raise ConfigurationError(
             f"CACHE_TYPE {shown_as!r} needs {module_name!r}, which could not be "

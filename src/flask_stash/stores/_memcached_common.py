@@ -46,7 +46,8 @@ import math
 import random
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
@@ -356,6 +357,32 @@ class NamespacedMemcache(BaseStore):
     def _load(self, names: list[str], found: dict[str, bytes]) -> list[Any]:
         loads = self.serializer.loads
         return [None if (data := found.get(name)) is None else loads(data, name) for name in names]
+
+    def _listed(self, names: Iterable[str], pattern: str) -> Iterator[str]:
+        """The keys, without prefix and version, that *names* (memcached keys) hold.
+
+        Only names under the current namespace version are this store's live
+        keys; a missing version means there are none. A key memcached could
+        not take as it is was hashed when written and cannot be read back
+        from its name: it is listed in that hashed form (its safe characters,
+        ``#`` and the hash).
+        """
+        version = _version(self._fetch([self._ns_key]).get(self._ns_key))
+        if version is None:
+            return
+        lead = f"{self.key_prefix}{version}:"
+        hashed_lead = _UNSAFE.sub("_", lead)
+        for name in names:
+            if _HASH_MARK in name:
+                if not name.startswith(hashed_lead):
+                    continue
+                key = name[len(hashed_lead) :]
+            elif name.startswith(lead):
+                key = name[len(lead) :]
+            else:
+                continue
+            if fnmatchcase(key, pattern):
+                yield key
 
     # -- the store contract --------------------------------------------------
 

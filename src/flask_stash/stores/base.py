@@ -16,7 +16,7 @@ no expiry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult
@@ -153,6 +153,24 @@ class BaseStore:
         """Say where the store keeps its data, for logs and ``flask cache ping``."""
         return self.name
 
+    # -- inspection (flask cache keys, flask cache stats) --------------------
+
+    def keys(self, pattern: str = "*") -> Iterator[str]:
+        """The keys of this store's namespace matching the glob *pattern*, without the prefix.
+
+        For inspection only: a store walks everything it holds to answer.
+        Raises NotImplementedError where the store cannot list its keys.
+        """
+        raise NotImplementedError(f"the {self.name} store cannot list its keys")
+
+    def figures(self) -> dict[str, int]:
+        """What the store itself counts (entries, bytes, its server's hits...), by name.
+
+        Unlike the extension's counters these are the store's own, so they
+        cover every process using it. Empty when the store keeps none.
+        """
+        return {}
+
 
 class NullStore(BaseStore):
     """Stores nothing: every read is a miss. Useful to switch caching off."""
@@ -182,3 +200,6 @@ class NullStore(BaseStore):
 
     def inc(self, key: str, delta: int = 1) -> int | None:
         return delta
+
+    def keys(self, pattern: str = "*") -> Iterator[str]:
+        return iter(())

@@ -29,6 +29,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -240,6 +242,34 @@ class DiskStore(BaseStore):
                 self._cache.set(name, result, tag=self.key_prefix)
         self._bound_count()
         return result
+
+    def keys(self, pattern: str = "*") -> Iterator[str]:
+        """Unexpired keys of this namespace (its tag) matching *pattern*, sorted.
+
+        Read from diskcache's table directly: its own key iteration knows
+        neither tags nor expiry, and a prefix "a" must not list the keys of "ab".
+        """
+        rows = self._cache._sql(
+            "SELECT key FROM Cache WHERE tag = ? AND raw = 1"
+            " AND (expire_time IS NULL OR expire_time > ?)",
+            (self.key_prefix, time.time()),
+        ).fetchall()
+        cut = len(self.key_prefix)
+        names = (str(name)[cut:] for (name,) in rows if isinstance(name, str))
+        return iter(sorted(name for name in names if fnmatchcase(name, pattern)))
+
+    def figures(self) -> dict[str, int]:
+        """Unexpired entries of this namespace, rows of the whole directory, its bytes on disk."""
+        ((entries,),) = self._cache._sql(
+            "SELECT COUNT(*) FROM Cache WHERE tag = ? AND (expire_time IS NULL OR expire_time > ?)",
+            (self.key_prefix, time.time()),
+        ).fetchall()
+        return {
+            "entries": int(entries),
+            "entries_in_directory": len(self._cache),
+            "bytes_on_disk": int(self._cache.volume()),
+            "max_bytes": self.max_bytes,
+        }
 
     def close(self) -> None:
         self._cache.close()

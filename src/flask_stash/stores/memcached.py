@@ -24,15 +24,19 @@ Timeouts are short, for a cache on the same network: 0.25 s to connect and
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import unquote
 
 from ..serializers import Serializer
 from ._memcached_common import (
     DEFAULT_MAX_ITEM_SIZE,
     IncrRefusedError,
+    MemcachedError,
     NamespacedMemcache,
     config_kwargs,
     parse_servers,
@@ -119,6 +123,56 @@ def _too_large(err: Exception) -> bool:
     return "too large" in str(err)
 
 
+#: First words of a line by which memcached refuses a command.
+_REFUSALS = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR", b"BADCLASS")
+#: What the LRU crawler answers while another crawl runs; tried again.
+_BUSY = b"BUSY"
+_BUSY_TRIES = 50
+_BUSY_PAUSE = 0.1
+#: The ``stats`` figures ``figures`` reports, summed over the servers.
+_STATS_FIGURES = ("curr_items", "bytes", "get_hits", "get_misses", "evictions", "limit_maxbytes")
+
+
+class _RefusedError(Exception):
+    """Memcached refused a text command; the first word of its answer is in ``line``."""
+
+    def __init__(self, line: bytes) -> None:
+        super().__init__(line.decode("ascii", "replace"))
+        self.line = line
+
+
+def _converse(address: str, command: bytes, connect_timeout: float, timeout: float) -> list[bytes]:
+    """Send one text-protocol command on a connection of its own; the lines before END.
+
+    A connection of its own, because a metadump answer is longer than any
+    pymemcache reply and must not be left half read on a pooled connection.
+    """
+    target = split_address(address)
+    if isinstance(target, str):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(connect_timeout)
+        sock.connect(target)
+    else:
+        sock = socket.create_connection(target, timeout=connect_timeout)
+    with sock:
+        sock.settimeout(timeout)
+        sock.sendall(command + b"\r\n")
+        lines: list[bytes] = []
+        rest = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise MemcachedError(f"memcached {address} closed the connection mid-answer")
+            *complete, rest = (rest + chunk).split(b"\n")
+            for raw in complete:
+                line = raw.rstrip(b"\r")
+                if line == b"END":
+                    return lines
+                if line.split(b" ", 1)[0] in (*_REFUSALS, _BUSY):
+                    raise _RefusedError(line)
+                lines.append(line)
+
+
 class MemcachedStore(NamespacedMemcache):
     """Memcached on one node or many; see the module docstring."""
 
@@ -144,6 +198,7 @@ class MemcachedStore(NamespacedMemcache):
         if connect_timeout <= 0 or timeout <= 0:
             raise ValueError("connect_timeout and timeout must be more than 0 seconds")
         self.servers = parse_servers(servers)
+        self._timeouts = (connect_timeout, timeout)
         common: dict[str, Any] = {
             "connect_timeout": connect_timeout,
             "timeout": timeout,
@@ -181,6 +236,56 @@ class MemcachedStore(NamespacedMemcache):
 
     def describe(self) -> str:
         return f"memcached {', '.join(self.servers)}"
+
+    def _ask(self, address: str, command: bytes) -> list[bytes]:
+        connect_timeout, timeout = self._timeouts
+        return _converse(address, command, connect_timeout, timeout)
+
+    def _dump(self, address: str) -> list[bytes]:
+        """Every item the LRU crawler finds on one server (memcached 1.4.31 and later)."""
+        for _ in range(_BUSY_TRIES):
+            try:
+                return self._ask(address, b"lru_crawler metadump all")
+            except _RefusedError as refused:
+                if not refused.line.startswith(_BUSY):
+                    raise NotImplementedError(
+                        f"memcached {address} cannot list keys: it answered {str(refused)!r} "
+                        "to 'lru_crawler metadump all' (memcached 1.4.31 and later can, "
+                        "unless its LRU crawler is turned off)"
+                    ) from None
+            time.sleep(_BUSY_PAUSE)
+        raise MemcachedError(f"memcached {address}: the LRU crawler stayed busy")
+
+    def keys(self, pattern: str = "*") -> Iterator[str]:
+        """Keys of this namespace matching the glob *pattern*, from the LRU crawler.
+
+        ``lru_crawler metadump all`` walks every item on each server, so this
+        is for inspection, not for requests. Memcached never lists keys by
+        any other means: a server without the crawler raises NotImplementedError.
+        """
+        names: list[str] = []
+        for address in self.servers:
+            for line in self._dump(address):
+                field = line.split(b" ", 1)[0]
+                if field.startswith(b"key="):
+                    names.append(unquote(field[4:].decode("ascii", "replace")))
+        return self._listed(names, pattern)
+
+    def figures(self) -> dict[str, int]:
+        """From each server's ``stats``, summed: items, bytes, hits, misses, evictions."""
+        totals = dict.fromkeys(_STATS_FIGURES, 0)
+        for address in self.servers:
+            try:
+                lines = self._ask(address, b"stats")
+            except _RefusedError as refused:
+                raise MemcachedError(f"memcached {address} refused stats: {refused}") from None
+            for line in lines:
+                parts = line.split(b" ")
+                if len(parts) == 3 and parts[0] == b"STAT":
+                    name = parts[1].decode("ascii", "replace")
+                    if name in totals and parts[2].isdigit():
+                        totals[name] += int(parts[2])
+        return totals
 
     def close(self) -> None:
         self._client.close()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
 from ..serializers import COUNTER_MAX, COUNTER_MIN, PickleSerializer, Serializer, is_counter
@@ -284,6 +285,26 @@ class MemoryStore(BaseStore):
                 result, expires = delta, 0.0
             self._put(key, _Entry(expires, result, _ATOM_SIZE, None))
             return result
+
+    def keys(self, pattern: str = "*") -> Iterator[str]:
+        """Live keys matching *pattern*, sorted; expired ones are skipped, not removed."""
+        prefix = self.key_prefix
+        with self._lock:
+            now = self.clock()
+            names = [
+                name[len(prefix) :]
+                for name, entry in self._data.items()
+                if name.startswith(prefix) and not (entry.expires and entry.expires <= now)
+            ]
+        return iter(sorted(name for name in names if fnmatchcase(name, pattern)))
+
+    def figures(self) -> dict[str, int]:
+        return {
+            "entries": len(self._data),
+            "bytes": self._bytes,
+            "max_entries": self.threshold,
+            "max_bytes": self.max_bytes,
+        }
 
     def describe(self) -> str:
         return f"memory (in this process, {len(self)} entries, {self._bytes} bytes)"

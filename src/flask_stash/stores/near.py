@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .base import BaseStore, StoreConfig
@@ -319,6 +319,13 @@ class NearStore(BaseStore):
             self._drop(None)
 
     # -- the rest --------------------------------------------------------------
+
+    def keys(self, pattern: str = "*") -> Iterator[str]:
+        """The remote store's keys: every copy held here is of one of them."""
+        return self.remote.keys(pattern)
+
+    def figures(self) -> dict[str, int]:
+        return {**self.remote.figures(), "near_copies": len(self.local)}
 
     def close(self) -> None:
         """Stop hearing invalidations, drop every copy and close the remote store."""

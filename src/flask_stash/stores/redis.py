@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -69,6 +69,8 @@ _URL_MODES = {
 }
 _DEFAULT_PORTS = {"standalone": 6379, "sentinel": 26379, "cluster": 6379}
 _SCAN_BATCH = 500
+#: What ``figures`` reads from INFO.
+_INFO_FIGURES = ("used_memory", "keyspace_hits", "keyspace_misses", "evicted_keys")
 
 #: Increment, or, if the key holds no counter (another type, bytes that are
 #: not a 64-bit integer, or a sum past 64 bits), start it again at the delta.
@@ -803,6 +805,29 @@ class RedisStore(BaseStore):
         for name in names:
             pipe.unlink(name)
         pipe.execute()
+
+    def keys(self, pattern: str = "*") -> Iterator[str]:
+        """Keys of this namespace matching the glob *pattern*, by SCAN (never KEYS).
+
+        SCAN walks the keyspace in small batches, so the server keeps
+        answering other clients meanwhile; a key written during the walk may
+        or may not be listed. On a cluster every primary is walked.
+        """
+        match = _glob_escape(self.key_prefix) + pattern
+        cut = len(self.key_prefix)
+        for primary in self._primaries():
+            for name in primary.scan_iter(match=match, count=_SCAN_BATCH):
+                yield _text(name)[cut:]
+
+    def figures(self) -> dict[str, int]:
+        """From INFO and DBSIZE, summed over a cluster's primaries."""
+        totals = dict.fromkeys(("db_keys", *_INFO_FIGURES), 0)
+        for primary in self._primaries():
+            info = primary.info()
+            for name in _INFO_FIGURES:
+                totals[name] += int(info.get(name, 0))
+            totals["db_keys"] += int(primary.dbsize())
+        return totals
 
     def close(self) -> None:
         with self._lock:
