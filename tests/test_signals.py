@@ -89,7 +89,7 @@ def test_miss_stored_then_hit_are_sent_with_the_app_and_the_view_name() -> None:
         assert (len(misses), len(stores), len(hits)) == (1, 1, 1)
     for call in (*misses, *stores, *hits):
         assert call["sender"] is app
-        assert call["name"].endswith(".index")
+        assert call["name"] == "index"
         assert "key" in call
 
 
@@ -106,7 +106,7 @@ def test_skipped_carries_the_reason() -> None:
     with recorded(cache_skipped, app) as calls, recorded(cache_stored, app) as stores:
         app.test_client().get("/cookie")
     assert [call["reason"] for call in calls] == ["Set-Cookie"]
-    assert calls[0]["name"].endswith(".cookie")
+    assert calls[0]["name"] == "cookie"
     assert stores == []
 
 
@@ -118,7 +118,7 @@ def test_error_carries_the_exception() -> None:
     assert len(calls) >= 1
     first = calls[0]
     assert first["sender"] is app
-    assert first["name"].endswith(".index")
+    assert first["name"] == "index"
     assert isinstance(first["exception"], ConnectionRefusedError)
     assert str(first["exception"]) == "store is down"
 
@@ -133,7 +133,9 @@ def test_memoized_functions_send_them_too() -> None:
     with app.app_context(), recorded(cache_miss) as misses, recorded(cache_hit) as hits:
         assert double(2) == 4
         assert double(2) == 4
-    assert [call["name"] for call in misses] == [f"{__name__}.{double.__qualname__}"]
+    assert [call["name"] for call in misses] == [
+        f"{__name__}.{double.__qualname__.replace('<locals>.', '')}"
+    ]
     assert len(hits) == 1
     assert hits[0]["sender"] is app
 

@@ -47,6 +47,7 @@ from .signals import (
     cache_view_hit,
     cache_view_miss,
 )
+from .stats import function_label
 from .stores.memory import MemoryStore, frozen_size
 
 if TYPE_CHECKING:
@@ -458,6 +459,17 @@ class Memoized:
         return BoundedMemo()
 
     @functools.cached_property
+    def label(self) -> str:
+        """What the function is counted and logged under; *name* stays in its keys.
+
+        Its :func:`.stats.function_label`, or the name ``make_name`` gave it
+        as it is, since the app chose that one.
+        """
+        if self.name != function_name(self.function):
+            return self.name
+        return function_label(self.function)
+
+    @functools.cached_property
     def tag(self) -> str:
         """The tag every entry of the function carries."""
         return f"fn:{self.name}"
@@ -554,7 +566,7 @@ class Memoized:
         return key, [self.tag]
 
     def invalidate(self, state: AppState, tags: list[str] | None = None) -> bool:
-        return engine.invalidate(state, self.name, tags or [self.tag])
+        return engine.invalidate(state, self.label, tags or [self.tag])
 
 
 def memoized_of(f: Callable[..., Any]) -> tuple[Memoized, tuple[Any, ...]] | None:
@@ -659,7 +671,7 @@ def memoize(
         wrapper: Any = None
         entries = FunctionCache(
             cache,
-            meta.name,
+            meta.label,
             timeout=lambda: check_timeout(wrapper.cache_timeout),
             forced_update=predicate_for(forced_update),
             response_filter=response_filter,
@@ -683,7 +695,7 @@ def memoize(
         plain = tags is None and forced_update is None and is_stale is None
         fast = plain and bypass is None
         positional = meta.positional
-        name = meta.name
+        name = meta.label  # the statistics label, for the inlined Stats.hit below
 
         if inspect.iscoroutinefunction(f):
 

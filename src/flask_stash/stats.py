@@ -9,11 +9,16 @@ when something listens: with no receivers connected, an event costs one
 truth test of an empty dict, and no keyword arguments are built.
 
 Counters live in the process that counted them: every worker of a server
-has its own.
+has its own (:mod:`.metrics` can add them up across workers for Prometheus).
+
+Counters are kept by a readable *label*, not by the name cache keys use: a
+view is counted under its endpoint (``index``, ``shop.index``) once it has
+answered a request, any other function under :func:`function_label`.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import threading
@@ -28,9 +33,22 @@ from flask import current_app, has_app_context
 
 from .signals import cache_error, cache_hit, cache_miss, cache_skipped, cache_stored
 
-__all__ = ["Counters", "History", "Stats"]
+__all__ = ["Counters", "History", "Stats", "function_label"]
 
 logger = logging.getLogger("flask_stash")
+
+
+def function_label(fn: Callable[..., Any]) -> str:
+    """The name *fn* is counted under: ``module.qualname`` without ``<locals>``.
+
+    ``index`` defined inside ``create_app`` in ``flask_stash.demo.app`` reads
+    ``flask_stash.demo.app.create_app.index``. For statistics, logs and
+    metrics only: cache keys keep :func:`.keys.function_name`, which is
+    Flask-Caching's name and never changes with this one.
+    """
+    fn = inspect.unwrap(fn)
+    qualname = ".".join(part for part in fn.__qualname__.split(".") if part != "<locals>")
+    return f"{fn.__module__}.{qualname}"
 
 
 @dataclass(slots=True)

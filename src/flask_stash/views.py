@@ -57,7 +57,6 @@ from .fastlane import lane_of, url_parts
 from .keys import (
     HashMethod,
     QueryArgs,
-    function_name,
     hash_text,
     query_names,
     query_string_of,
@@ -69,6 +68,7 @@ from .keys import (
 from .memoize import FunctionCache, TagsArgument, check_tags
 from .reads import EVERY_HEADER, UNWATCHED, environ_header, headers_read
 from .responses import CachedResponse, stored_response
+from .stats import function_label
 from .tags import url_tag
 
 if TYPE_CHECKING:
@@ -169,7 +169,11 @@ class CachedView:
         self.cache = cache
         self.f = f
         self.options = options
-        self.name = function_name(f)
+        #: What the view is counted and logged under: its endpoint once it
+        #: has answered a request (see label_by_endpoint), until then, and
+        #: when called as a plain function, its function_label().
+        self.name = function_label(f)
+        self.labelled = False
         self.source = f"|src:{source_hash(f, options.hash_method)}"
         #: The decorated function; its ``cache_timeout`` is read on every store,
         #: as Flask-Caching does, so changing it changes later timeouts.
@@ -346,6 +350,22 @@ class CachedView:
         )
         return handler is self.decorated
 
+    def label_by_endpoint(self, req: Request, app: Flask) -> None:
+        """Count the view under the endpoint of *req* from now on.
+
+        An endpoint is known only once the view is routed, so it is looked up
+        at the first request the view answers, then kept. A function routed
+        under several endpoints is counted under the first of them in sorted
+        order, the same in every process.
+        """
+        rule = req.url_rule
+        if rule is None:
+            return
+        view = app.view_functions.get(rule.endpoint)
+        endpoints = [endpoint for endpoint, found in app.view_functions.items() if found is view]
+        self.name = min(endpoints, default=rule.endpoint)
+        self.labelled = True
+
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # One context lookup gives both the request and the app: each proxy
         # read (request, current_app) costs as much as a store hit's checks.
@@ -376,6 +396,8 @@ class CachedView:
                         return self.serve(state, req, key, tags, args, kwargs, keys, found)
                     return self.serve(state, req, key, tags, args, kwargs, keys)
         is_view = req is not None and self.is_view(req, state.app)
+        if is_view and not self.labelled and req is not None:
+            self.label_by_endpoint(req, state.app)
         # A key the app builds itself (make_cache_key) is the app's to choose,
         # so any method may be cached under it; otherwise GET and HEAD only.
         if (
