@@ -10,8 +10,12 @@ import sys
 from pathlib import Path
 
 # Import the package from this checkout even without an editable install.
-ROOT = Path(__file__).resolve().parent.parent
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(DOCS))
+
+from inventories import write_inventories  # noqa: E402
 
 import flask_stash  # noqa: E402
 
@@ -21,10 +25,11 @@ copyright = author
 release = flask_stash.__version__
 version = ".".join(release.split(".")[:2])
 
-extensions = ["sphinx.ext.autodoc"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.intersphinx", "myst_parser"]
 
 root_doc = "index"
-source_suffix = {".rst": "restructuredtext"}
+# The architecture notes are Markdown, read by MyST; every other page is reST.
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
 templates_path: list[str] = []
 
@@ -32,19 +37,23 @@ templates_path: list[str] = []
 
 nitpicky = True
 
-# Only names from outside Flask-Stash are listed here: the standard library,
-# Flask, Werkzeug and the store clients, which the build has no inventory for
-# (intersphinx is off, so the build never goes to the network). A warning
-# about a flask_stash name is never silenced: document the name instead.
+# Python, Flask and Werkzeug names link to those projects' docs. Their
+# inventories are written from the installed packages on every build (see
+# inventories.py), so the build never goes to the network and a fresh clone
+# needs nothing but the installed packages.
+intersphinx_mapping = write_inventories(DOCS / "_build" / "inventories")
+
+# Only names from outside Flask-Stash, that no inventory above has, are
+# listed here: the store clients and other packages without an inventory. A
+# warning about a flask_stash name is never silenced: document the name instead.
 nitpick_ignore_regex = [
-    ("py:class", r"(collections|typing|types|datetime|threading|socket|os|inspect)\..+"),
-    ("py:class", r"urllib\.parse\.SplitResult"),
-    ("py:class", r"(flask|werkzeug|jinja2)(\..+)?"),
-    ("py:class", r"(redis|pymemcache|bmemcached|diskcache|msgpack)(\..+)?"),
+    ("py:class", r"(jinja2|redis|pymemcache|bmemcached|diskcache|msgpack)(\..+)?"),
     ("py:class", r"(prometheus_client|blinker|click)(\..+)?"),
     # Where a module imports a name only for type checkers, autodoc cannot
     # evaluate the signature and shows the other names unqualified too.
     ("py:class", r"Flask|Response|CollectorRegistry"),
+    # autodoc splits a subscripted alias at its comma: "Mapping[str".
+    ("py:class", r"collections\.abc\.\w+\[.*"),
 ]
 
 # -- autodoc ------------------------------------------------------------------
@@ -72,7 +81,4 @@ html_theme = "furo"
 html_title = f"Flask-Stash {release}"
 html_short_title = "Flask-Stash"
 html_static_path: list[str] = []
-# The architecture notes stay Markdown; they are published next to the pages
-# as they are, and the index links to them.
-html_extra_path = ["architecture.md"]
 html_copy_source = False
