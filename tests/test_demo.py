@@ -49,6 +49,8 @@ def test_stats_page_counts_per_view() -> None:
     assert data["store"].startswith("memory")
     page = client.get("/stats").text
     assert "<code>index</code>" in page
+    client.get("/shop/")
+    assert "<code>shop.shop_index</code>" in client.get("/stats").text  # the endpoint, whole
     assert "33%" in page
 
 
