@@ -62,30 +62,43 @@ def _memory_cases() -> dict[str, Callable[[], Flask]]:
     }
 
 
+def _configs(kind: str, address: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Flask-Stash's and Flask-Caching's config for the server at *address*."""
+    if kind == "memcached":
+        return (
+            {"CACHE_TYPE": "memcached", "CACHE_MEMCACHED_SERVERS": [address]},
+            {"CACHE_TYPE": "MemcachedCache", "CACHE_MEMCACHED_SERVERS": [address]},
+        )
+    url = f"redis://{address}/0"
+    return {"CACHE_TYPE": "redis", "CACHE_REDIS_URL": url}, {
+        "CACHE_TYPE": "RedisCache",
+        "CACHE_REDIS_URL": url,
+    }
+
+
+def _raw_client(kind: str, address: str) -> Any:
+    """The server's own client, as an app would use it without a cache extension."""
+    if kind == "memcached":
+        from pymemcache.client.base import Client
+
+        host, port = address.split(":")
+        return Client((host, int(port)), no_delay=True)
+    import redis
+
+    return redis.Redis.from_url(f"redis://{address}/0")
+
+
 def _remote_cases(kind: str) -> dict[str, Callable[[], Flask]]:
     from . import bench_remote, bench_views
 
     address = os.environ["BENCH_SERVER"]
 
     def raw_get() -> Flask:
-        if kind == "memcached":
-            from pymemcache.client.base import Client
-
-            host, port = address.split(":")
-            client: Any = Client((host, int(port)), no_delay=True)
-        else:
-            import redis
-
-            client = redis.Redis.from_url(f"redis://{address}/0")
+        client = _raw_client(kind, address)
         client.set("raw-body", BODY.encode())
         return bench_remote.raw_get_app(lambda: client.get("raw-body"))
 
-    if kind == "memcached":
-        ours = {"CACHE_TYPE": "memcached", "CACHE_MEMCACHED_SERVERS": [address]}
-        theirs = {"CACHE_TYPE": "MemcachedCache", "CACHE_MEMCACHED_SERVERS": [address]}
-    else:
-        ours = {"CACHE_TYPE": "redis", "CACHE_REDIS_URL": f"redis://{address}/0"}
-        theirs = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": f"redis://{address}/0"}
+    ours, theirs = _configs(kind, address)
 
     def near() -> Flask:
         from . import apps
@@ -109,23 +122,10 @@ def _remote_memoize_calls(kind: str) -> dict[str, Callable[[], Callable[[], obje
     from . import bench_memoize
 
     address = os.environ["BENCH_SERVER"]
-    if kind == "memcached":
-        ours = {"CACHE_TYPE": "memcached", "CACHE_MEMCACHED_SERVERS": [address]}
-        theirs = {"CACHE_TYPE": "MemcachedCache", "CACHE_MEMCACHED_SERVERS": [address]}
-    else:
-        ours = {"CACHE_TYPE": "redis", "CACHE_REDIS_URL": f"redis://{address}/0"}
-        theirs = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": f"redis://{address}/0"}
+    ours, theirs = _configs(kind, address)
 
     def raw_get() -> Callable[[], object]:
-        if kind == "memcached":
-            from pymemcache.client.base import Client
-
-            host, port = address.split(":")
-            client: Any = Client((host, int(port)), no_delay=True)
-        else:
-            import redis
-
-            client = redis.Redis.from_url(f"redis://{address}/0")
+        client = _raw_client(kind, address)
         client.set("raw-value", pickle.dumps(bench_memoize.total(20, 22)))
         return lambda: pickle.loads(client.get("raw-value"))
 

@@ -18,24 +18,11 @@ from werkzeug.serving import make_server
 
 from flask_stash.demo import create_app
 
-from .servers import free_port, require_binary, servers_required
+from .browser import chromium
+from .servers import free_port
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
-
-#: What Debian's Chromium needs to run headless as root on this machine.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1000,1200",
-)
 
 
 @pytest.fixture
@@ -53,28 +40,7 @@ def demo_url() -> Iterator[str]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    chromium = require_binary("chromium", "/usr/bin/chromium")
-    chromedriver = require_binary("chromedriver", "/usr/bin/chromedriver")
-    if servers_required():
-        import selenium  # noqa: F401 - fail loudly under CI
-    else:
-        pytest.importorskip("selenium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # Both paths given, so selenium never looks for (or downloads) a driver.
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from chromium(tmp_path / "profile", console_log=True)
 
 
 def test_stats_page_draws_the_hit_ratio_chart(

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .servers import free_port, require_binary, servers_required
-from .test_demo_browser import CHROMIUM_FLAGS
+from .browser import chromium
+from .servers import free_port
 from .test_docs import build_broken_docs, build_docs, error_rules
 
 if TYPE_CHECKING:
@@ -107,27 +107,7 @@ def broken_docs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    chromium = require_binary("chromium", "/usr/bin/chromium")
-    chromedriver = require_binary("chromedriver", "/usr/bin/chromedriver")
-    if servers_required():
-        import selenium  # noqa: F401 - fail loudly under CI
-    else:
-        pytest.importorskip("selenium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    # Both paths given, so selenium never looks for (or downloads) a driver.
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from chromium(tmp_path_factory.mktemp("chromium-profile"))
 
 
 def _selectors(html_dir: Path) -> list[str]:
