@@ -208,3 +208,21 @@ def test_a_receiver_of_the_hit_signal_hears_remembered_hits(cache: Cache) -> Non
         double(4)
         double(4)
     assert len(heard) == 2
+
+
+def test_only_small_entries_are_kept_beside_the_store(cache: Cache) -> None:
+    from flask_stash.memoize import KNOWN_HIT_BYTES, Memoized
+
+    @cache.memoize()
+    def text(n: int) -> str:
+        return "x" * n
+
+    for _ in range(3):
+        assert text(10) == "x" * 10
+        assert text(KNOWN_HIT_BYTES) == "x" * KNOWN_HIT_BYTES
+    meta = text.__stash_memoized__  # type: ignore[attr-defined]
+    assert isinstance(meta, Memoized)
+    small, large = meta.positional[(10,)], meta.positional[(KNOWN_HIT_BYTES,)]
+    assert small.hit is not None
+    # Kept here, a large value would outlive its eviction from the store.
+    assert large.hit is None

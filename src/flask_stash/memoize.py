@@ -48,7 +48,7 @@ from .signals import (
     cache_view_miss,
 )
 from .stats import function_label
-from .stores.memory import MemoryStore, frozen_size
+from .stores.memory import MemoryStore
 
 if TYPE_CHECKING:
     from .extension import Cache
@@ -374,6 +374,10 @@ async def _awaited(compute: Callable[[], Awaitable[Any]]) -> Any:
     return await compute()
 
 
+#: The largest entry (in the memory store's own estimate) a KnownCall keeps.
+KNOWN_HIT_BYTES = 2048
+
+
 class KnownCall:
     """A call with plain arguments: its key and tags, worked out once.
 
@@ -412,15 +416,19 @@ class KnownCall:
     def remember(
         self, state: AppState, store: MemoryStore, writes: int, entry: MemoEntry, keys: list[str]
     ) -> None:
-        """Keep a fresh hit read while the store's write count was *writes*."""
+        """Keep a fresh hit read while the store's write count was *writes*.
+
+        Only entries of at most KNOWN_HIT_BYTES (as the store counts them):
+        what is kept here outlives the store's own eviction until the next
+        call, and must not undo its bound on memory.
+        """
         full_keys = tuple(store.key_prefix + key for key in keys)
-        thaw = None
-        if frozen_size(entry) is None:
-            # The store keeps it pickled and returns a new copy each time:
-            # so must we, from the same bytes.
-            thaw = store.reader(full_keys[0])
-            if thaw is None:
-                return
+        held = store.held(full_keys[0])
+        if held is None or held[0] > KNOWN_HIT_BYTES:
+            return
+        # A value the store keeps pickled is read as a new copy each time
+        # (thaw): so must it be here, from the same bytes.
+        thaw = held[1]
         self.hit = (
             state,
             store,

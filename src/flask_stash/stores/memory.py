@@ -203,19 +203,21 @@ class MemoryStore(BaseStore):
                 found.append(None)
         return found
 
-    def reader(self, full_key: str) -> Callable[[], Any] | None:
-        """What reads a new copy of the value now held at *full_key*; None if there is none.
+    def held(self, full_key: str) -> tuple[int, Callable[[], Any] | None] | None:
+        """The size of the entry at *full_key* (prefix included), and what reads its value.
 
-        For a pickled value: each call unpickles the same bytes, so no two
-        callers share one object, as with :meth:`get`.
+        The reader is None for a value kept as it is; for a pickled one, each
+        call unpickles the same bytes, so no two callers share one object, as
+        with :meth:`get`. None if nothing is held there.
         """
         entry = self._data.get(full_key)
         if entry is None:
             return None
-        loads, blob, pickled = self.serializer.loads, entry.value, entry.pickled
+        pickled = entry.pickled
         if pickled is None:
-            return lambda: entry.value
-        return lambda: loads(blob, pickled)
+            return entry.size, None
+        loads, blob = self.serializer.loads, entry.value
+        return entry.size, lambda: loads(blob, pickled)
 
     @property
     def mark_read(self) -> Callable[[str], None]:
