@@ -139,37 +139,21 @@ def _remote_memoize_calls(kind: str) -> dict[str, Callable[[], Callable[[], obje
 def _memoize_calls() -> dict[str, Callable[[], Callable[[], object]]]:
     """Each case builds the call to repeat, inside an app context it keeps pushed."""
 
+    # The app, functions and values of bench_memoize (the wall-clock cases).
     def plain() -> Callable[[], object]:
-        def total(a: int, b: int) -> int:
-            return a + b
+        from . import bench_memoize
 
-        return lambda: total(20, 22)
+        return lambda: bench_memoize.add(20, 22)
 
     def ours() -> Callable[[], object]:
-        from flask_stash import Cache
+        from . import bench_memoize
 
-        app = Flask("stash")
-        cache = Cache(app, config={"CACHE_TYPE": "memory"})
-
-        @cache.memoize(timeout=300)
-        def total(a: int, b: int) -> int:
-            return a + b
-
-        app.app_context().push()
-        return lambda: total(20, 22)
+        return bench_memoize.stash_call({"CACHE_TYPE": "memory"}, bench_memoize.add)
 
     def theirs() -> Callable[[], object]:
-        from flask_caching import Cache as FlaskCachingCache
+        from . import bench_memoize
 
-        app = Flask("flask_caching")
-        cache = FlaskCachingCache(app, config={"CACHE_TYPE": "SimpleCache"})
-
-        @cache.memoize(timeout=300)
-        def total(a: int, b: int) -> int:
-            return a + b
-
-        app.app_context().push()
-        return lambda: total(20, 22)
+        return bench_memoize.flask_caching_call({"CACHE_TYPE": "SimpleCache"}, bench_memoize.add)
 
     def ours_dict() -> Callable[[], object]:
         from . import bench_memoize
