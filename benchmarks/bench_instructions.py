@@ -199,31 +199,23 @@ def run_hits(group: str, case: str, hits: int) -> None:
 
 # -- the parent: servers, child processes, the report ------------------------------------
 
+#: The cases of each remote group: views, the near cache, then @memoize.
+_REMOTE_CASES = (
+    "bare",
+    "bare_raw_get",
+    "flask_stash",
+    "flask_caching",
+    "near_cache",
+    "memory_store",
+    "memo_raw_get",
+    "memo_stash",
+    "memo_caching",
+)
 GROUPS: dict[str, tuple[str, ...]] = {
     "memory": ("bare", "flask_stash", "flask_caching", "fast_lane"),
     "memoize": ("plain_call", "flask_stash", "flask_caching", "stash_dict", "caching_dict"),
-    "memcached": (
-        "bare",
-        "bare_raw_get",
-        "flask_stash",
-        "flask_caching",
-        "near_cache",
-        "memory_store",
-        "memo_raw_get",
-        "memo_stash",
-        "memo_caching",
-    ),
-    "redis": (
-        "bare",
-        "bare_raw_get",
-        "flask_stash",
-        "flask_caching",
-        "near_cache",
-        "memory_store",
-        "memo_raw_get",
-        "memo_stash",
-        "memo_caching",
-    ),
+    "memcached": _REMOTE_CASES,
+    "redis": _REMOTE_CASES,
 }
 TITLES = {
     "memory": "view hit, memory store, with a query string",

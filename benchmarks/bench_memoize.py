@@ -33,7 +33,7 @@ from flask_caching import Cache as FlaskCachingCache
 from flask_stash import Cache
 
 from .bench_remote import memcached_argv, redis_argv, server
-from .common import interleaved
+from .common import interleaved, report
 
 VALUE = {"user": 42, "name": "alice", "roles": ["admin", "editor"]}
 
@@ -77,14 +77,6 @@ def flask_caching_call(
     return memoized(FlaskCachingCache(bench_app(), config=config), plain)
 
 
-def report_micro(title: str, medians: dict[str, float], reference: str) -> None:
-    base = medians[reference]
-    print(f"\n{title}")
-    width = max(len(name) for name in medians)
-    for name, seconds in medians.items():
-        print(f"  {name:<{width}}  {seconds * 1e6:8.3f} µs  {seconds / base:6.2f} x {reference}")
-
-
 def bench_memory(rounds: int, number: int) -> None:
     ours, theirs = {"CACHE_TYPE": "memory"}, {"CACHE_TYPE": "SimpleCache"}
     cases = {
@@ -95,7 +87,7 @@ def bench_memory(rounds: int, number: int) -> None:
         "(c) flask-caching hit, dict result": flask_caching_call(theirs),
     }
     medians = interleaved(cases, rounds, number)
-    report_micro("@memoize hit, memory store", medians, "(p) plain call, int result")
+    report("@memoize hit, memory store", medians, "(p) plain call, int result", digits=3)
     for result in ("int", "dict"):
         micro = medians[f"(s) flask-stash hit, {result} result"] * 1e6
         met = "met" if micro <= 1 else "MISSED"
@@ -111,7 +103,7 @@ def bench_remote(
         "(c) flask-caching hit": flask_caching_call(theirs),
     }
     medians = interleaved(cases, 9, 1000)
-    report_micro(title, medians, "(r) raw client get")
+    report(title, medians, "(r) raw client get", digits=3)
     ratio = medians["(s) flask-stash hit"] / medians["(r) raw client get"]
     met = "met" if ratio <= 1.05 else "MISSED"
     print(f"  flask-stash / raw get = {ratio:.3f}; target <= 1.05: {met}")

@@ -72,10 +72,11 @@ def interleaved(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def report(title: str, medians: dict[str, float], reference: str) -> None:
-    """Print each case's median and its ratio to *reference*."""
+def report(title: str, medians: dict[str, float], reference: str, digits: int = 2) -> None:
+    """Print each case's median (µs, to *digits* places) and its ratio to *reference*."""
     base = medians[reference]
     print(f"\n{title}")
     width = max(len(name) for name in medians)
     for name, seconds in medians.items():
-        print(f"  {name:<{width}}  {seconds * 1e6:8.2f} us   {seconds / base:5.2f} x {reference}")
+        micro = f"{seconds * 1e6:8.{digits}f}"
+        print(f"  {name:<{width}}  {micro} us   {seconds / base:5.2f} x {reference}")
